@@ -1,0 +1,367 @@
+// Package engine reranks: it lays query-document pairs out as token
+// sequences, packs the pairs of all waiting requests into encoder calls under
+// a token budget, and reads one relevance logit per pair. One goroutine owns
+// each llama.cpp context; requests wait on their own reply channel.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aimind/aimind/llama"
+	"github.com/aimind/aimind/modelfile"
+)
+
+// Sentinel errors.
+var (
+	ErrClosed    = errors.New("model is closed")
+	ErrNonFinite = errors.New("model produced a non-finite score")
+	ErrEmpty     = errors.New("nothing to rerank")
+)
+
+// Defaults.
+const (
+	DefaultCtx         = 512 // FlagEmbedding's max_length for bge rerankers
+	DefaultBatchTokens = 512 // fastest measured on 2-core Xeon, flash attention on
+)
+
+// Options configure a loaded model.
+type Options struct {
+	Ctx         int  // longest pair in tokens; 0 means DefaultCtx, capped at the model's context
+	BatchTokens int  // token budget of one encoder call; 0 means DefaultBatchTokens
+	Threads     int  // 0 means the number of CPUs
+	FlashAttn   bool // flash attention (faster; casts K and V to F16)
+	GPULayers   int
+	Logger      *slog.Logger
+}
+
+// Model is a loaded reranker ready to score.
+type Model struct {
+	facts  *modelfile.Facts
+	info   llama.Info
+	llm    *llama.Model
+	lctx   *llama.Context
+	layout Layout
+	ctxLen int
+	budget int
+	log    *slog.Logger
+
+	jobs chan *job
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Open checks the file in Go, loads it and starts its scheduler goroutine.
+func Open(path string, o Options) (*Model, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	llama.Init(o.Logger)
+	facts, err := modelfile.Check(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range facts.Warnings {
+		o.Logger.Warn(w, "path", path)
+	}
+	llm, err := llama.LoadModel(path, llama.ModelParams{GPULayers: o.GPULayers})
+	if err != nil {
+		return nil, err
+	}
+	m, err := newModel(llm, facts, o)
+	if err != nil {
+		llm.Close()
+		return nil, fmt.Errorf("cannot load model %q: %w", path, err)
+	}
+	return m, nil
+}
+
+func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, error) {
+	info, err := llm.Info()
+	if err != nil {
+		return nil, err
+	}
+	if info.NClsOut != 1 {
+		return nil, fmt.Errorf("%w: %d outputs", modelfile.ErrNotReranker, info.NClsOut)
+	}
+	ctxLen := o.Ctx
+	if ctxLen <= 0 {
+		ctxLen = DefaultCtx
+	}
+	if info.NCtxTrain > 0 && ctxLen > info.NCtxTrain {
+		ctxLen = info.NCtxTrain
+	}
+	budget := o.BatchTokens
+	if budget <= 0 {
+		budget = DefaultBatchTokens
+	}
+	threads := o.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	layout, err := chooseLayout(llm, info)
+	if err != nil {
+		return nil, err
+	}
+	lctx, err := llama.NewContext(llm, llama.ContextParams{
+		Tokens:    max(budget, ctxLen),
+		Sequences: llama.MaxSequences,
+		Threads:   threads,
+		FlashAttn: o.FlashAttn,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{
+		facts: facts, info: info, llm: llm, lctx: lctx, layout: layout,
+		ctxLen: ctxLen, budget: budget, log: o.Logger,
+		jobs: make(chan *job, 64), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	go m.run()
+	return m, nil
+}
+
+func chooseLayout(llm *llama.Model, info llama.Info) (Layout, error) {
+	if info.RerankPrompt != "" {
+		return NewTemplateLayout(info.RerankPrompt, llm)
+	}
+	sep := info.SEP
+	if sep < 0 {
+		sep = info.EOS
+	}
+	if info.VocabType == llama.VocabWPM {
+		return NewSpecialLayout(LayoutBERT, info.CLS, sep)
+	}
+	return NewSpecialLayout(LayoutRoBERTa, info.BOS, sep)
+}
+
+// Facts returns what the model file declares.
+func (m *Model) Facts() *modelfile.Facts { return m.facts }
+
+// Layout returns the pair layout in use.
+func (m *Model) Layout() Layout { return m.layout }
+
+// MaxPairTokens is the longest pair evaluated.
+func (m *Model) MaxPairTokens() int { return m.ctxLen }
+
+// Close stops the scheduler, fails waiting requests and frees the context and
+// model. It is idempotent.
+func (m *Model) Close() error {
+	m.once.Do(func() {
+		close(m.quit)
+		<-m.done
+		m.lctx.Close()
+		m.llm.Close()
+	})
+	return nil
+}
+
+// Pair is one laid-out query-document pair.
+type Pair struct {
+	Tokens    []int32
+	Truncated bool
+}
+
+// Tokenize lays out query with each document. It runs on the caller's
+// goroutine: llama.cpp's tokenizer only reads the vocabulary.
+func (m *Model) Tokenize(query string, docs []string) ([]Pair, error) {
+	q, err := m.llm.Tokenize(validUTF8(query), false)
+	if err != nil {
+		return nil, fmt.Errorf("cannot tokenize the query: %w", err)
+	}
+	pairs := make([]Pair, len(docs))
+	for i, d := range docs {
+		dt, err := m.llm.Tokenize(validUTF8(d), false)
+		if err != nil {
+			return nil, fmt.Errorf("cannot tokenize document %d: %w", i, err)
+		}
+		seq, trunc, err := m.layout.Pair(q, dt, m.ctxLen)
+		if err != nil {
+			return nil, err
+		}
+		pairs[i] = Pair{Tokens: seq, Truncated: trunc}
+	}
+	return pairs, nil
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// Result is the outcome of one rerank request.
+type Result struct {
+	Scores    []float64 // raw logits, in document order
+	Truncated []bool
+	Tokens    int // tokens evaluated
+}
+
+// Rerank scores each document against query.
+func (m *Model) Rerank(ctx context.Context, query string, docs []string) (*Result, error) {
+	if len(docs) == 0 {
+		return nil, ErrEmpty
+	}
+	pairs, err := m.Tokenize(query, docs)
+	if err != nil {
+		return nil, err
+	}
+	return m.Score(ctx, pairs)
+}
+
+// Score evaluates laid-out pairs.
+func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
+	if len(pairs) == 0 {
+		return nil, ErrEmpty
+	}
+	j := &job{ctx: ctx, pairs: pairs, scores: make([]float64, len(pairs)), reply: make(chan error, 1), queued: time.Now()}
+	for i, p := range pairs {
+		if len(p.Tokens) == 0 || len(p.Tokens) > m.ctxLen {
+			return nil, fmt.Errorf("BUG: pair %d has %d tokens, limit %d", i, len(p.Tokens), m.ctxLen)
+		}
+	}
+	select {
+	case m.jobs <- j:
+	case <-m.quit:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case err := <-j.reply:
+		if err != nil {
+			return nil, err
+		}
+	case <-ctx.Done():
+		// The scheduler sees the cancellation and drops the pending pairs.
+		return nil, ctx.Err()
+	}
+	r := &Result{Scores: j.scores, Truncated: make([]bool, len(pairs))}
+	for i, p := range pairs {
+		r.Truncated[i] = p.Truncated
+		r.Tokens += len(p.Tokens)
+	}
+	return r, nil
+}
+
+// job is one request inside the scheduler.
+type job struct {
+	ctx    context.Context
+	pairs  []Pair
+	scores []float64
+	left   int
+	reply  chan error
+	queued time.Time
+	state  pending
+}
+
+// run is the one goroutine that owns the llama context.
+func (m *Model) run() {
+	defer close(m.done)
+	var queue []*job
+	accept := func(j *job) {
+		j.left = len(j.pairs)
+		j.state.lens = make([]int, len(j.pairs))
+		j.state.remaining = make([]int, len(j.pairs))
+		for i, p := range j.pairs {
+			j.state.lens[i] = len(p.Tokens)
+			j.state.remaining[i] = i
+		}
+		queue = append(queue, j)
+	}
+	for {
+		if len(queue) == 0 {
+			select {
+			case j := <-m.jobs:
+				accept(j)
+			case <-m.quit:
+				return
+			}
+		}
+	drain:
+		for {
+			select {
+			case j := <-m.jobs:
+				accept(j)
+			case <-m.quit:
+				for _, j := range queue {
+					j.reply <- ErrClosed
+				}
+				return
+			default:
+				break drain
+			}
+		}
+		// Drop requests whose client has gone.
+		live := queue[:0]
+		for _, j := range queue {
+			if err := j.ctx.Err(); err != nil {
+				j.reply <- err
+				continue
+			}
+			live = append(live, j)
+		}
+		queue = live
+		if len(queue) == 0 {
+			continue
+		}
+		states := make([]*pending, len(queue))
+		for i, j := range queue {
+			states[i] = &j.state
+		}
+		picks := pack(states, m.budget, llama.MaxSequences)
+		m.encode(queue, picks)
+		live = queue[:0]
+		for _, j := range queue {
+			if j.left > 0 {
+				live = append(live, j)
+			}
+		}
+		queue = live
+	}
+}
+
+// encode runs one call and delivers its scores; a failed call fails every
+// request it held.
+func (m *Model) encode(queue []*job, picks []pick) {
+	var tokens []int32
+	lens := make([]int, len(picks))
+	for i, p := range picks {
+		t := queue[p.req].pairs[p.pair].Tokens
+		tokens = append(tokens, t...)
+		lens[i] = len(t)
+	}
+	scores, err := m.lctx.Encode(tokens, lens)
+	failed := map[*job]bool{}
+	for i, p := range picks {
+		j := queue[p.req]
+		if failed[j] || j.left == 0 {
+			continue
+		}
+		perr := err
+		if perr == nil && (math.IsNaN(float64(scores[i])) || math.IsInf(float64(scores[i]), 0)) {
+			perr = ErrNonFinite
+		}
+		if perr != nil {
+			failed[j] = true
+			j.left = 0
+			j.reply <- fmt.Errorf("cannot score: %w", perr)
+			continue
+		}
+		j.scores[p.pair] = float64(scores[i])
+		j.left--
+		if j.left == 0 {
+			j.reply <- nil
+		}
+	}
+}

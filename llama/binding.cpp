@@ -1,0 +1,127 @@
+#include "binding.h"
+
+#include <cstring>
+#include <exception>
+#include <string>
+
+extern "C" void aimindGoLog(int level, char * text);
+
+static void aimind_log_cb(enum ggml_log_level level, const char * text, void * /*user*/) {
+    aimindGoLog((int) level, const_cast<char *>(text));
+}
+
+static void log_exception(const std::exception & e) {
+    std::string msg = std::string(e.what()) + "\n";
+    aimindGoLog(GGML_LOG_LEVEL_ERROR, const_cast<char *>(msg.c_str()));
+}
+
+extern "C" void aimind_log_install(void) {
+    llama_log_set(aimind_log_cb, nullptr);
+}
+
+extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers) {
+    try {
+        llama_model_params p = llama_model_default_params();
+        p.vocab_only   = vocab_only;
+        p.n_gpu_layers = n_gpu_layers;
+        p.use_mmap     = true;
+        return llama_model_load_from_file(path, p);
+    } catch (const std::exception & e) {
+        log_exception(e);
+        return nullptr;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+extern "C" struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
+                                                     int32_t n_threads, bool flash_attn) {
+    try {
+        llama_context_params p = llama_context_default_params();
+        p.n_ctx           = n_ctx;
+        p.n_batch         = n_ctx;
+        p.n_ubatch        = n_ctx;
+        p.n_seq_max       = n_seq_max;
+        p.n_threads       = n_threads;
+        p.n_threads_batch = n_threads;
+        p.embeddings      = true;
+        p.pooling_type    = LLAMA_POOLING_TYPE_RANK;
+        p.flash_attn_type = flash_attn ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        p.no_perf         = true;
+        // Sequences share one unified buffer: otherwise llama.cpp splits n_ctx
+        // across n_seq_max and rounds it up per sequence.
+        p.kv_unified      = true;
+        return llama_init_from_model(model, p);
+    } catch (const std::exception & e) {
+        log_exception(e);
+        return nullptr;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+extern "C" int32_t aimind_tokenize(const struct llama_vocab * vocab, const char * text, int32_t len,
+                                   int32_t * out, int32_t n_max, bool parse_special) {
+    try {
+        return llama_tokenize(vocab, text, len, out, n_max, false, parse_special);
+    } catch (const std::exception & e) {
+        log_exception(e);
+        return INT32_MIN;
+    } catch (...) {
+        return INT32_MIN;
+    }
+}
+
+extern "C" int32_t aimind_encode(struct llama_context * ctx, struct llama_batch * batch,
+                                 const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs,
+                                 float * out, int32_t n_out) {
+    try {
+        int32_t n = 0;
+        for (int32_t s = 0; s < n_seqs; s++) {
+            for (int32_t j = 0; j < seq_lens[s]; j++, n++) {
+                batch->token[n]     = tokens[n];
+                batch->pos[n]       = j;
+                batch->n_seq_id[n]  = 1;
+                batch->seq_id[n][0] = s;
+                batch->logits[n]    = 1; // rank pooling reads every output row
+            }
+        }
+        batch->n_tokens = n;
+        int32_t rc = llama_encode(ctx, *batch);
+        if (rc != 0) {
+            return rc;
+        }
+        for (int32_t s = 0; s < n_seqs; s++) {
+            const float * e = llama_get_embeddings_seq(ctx, s);
+            if (e == nullptr) {
+                return -100;
+            }
+            std::memcpy(out + (size_t) s * n_out, e, sizeof(float) * n_out);
+        }
+        return 0;
+    } catch (const std::exception & e) {
+        log_exception(e);
+        return -101;
+    } catch (...) {
+        return -101;
+    }
+}
+
+extern "C" int32_t aimind_token_to_piece(const struct llama_vocab * vocab, int32_t token, char * buf, int32_t len) {
+    try {
+        return llama_token_to_piece(vocab, token, buf, len, 0, true);
+    } catch (...) {
+        return INT32_MIN;
+    }
+}
+
+extern "C" uint32_t aimind_quantize(const char * in, const char * out, int32_t ftype, int32_t n_threads) {
+    try {
+        llama_model_quantize_params p = llama_model_quantize_default_params();
+        p.ftype   = (enum llama_ftype) ftype;
+        p.nthread = n_threads;
+        return llama_model_quantize(in, out, &p);
+    } catch (...) {
+        return 1;
+    }
+}

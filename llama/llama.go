@@ -1,0 +1,113 @@
+//go:build cgo
+
+// Package llama is aimind's thin cgo binding to llama.cpp. It exports Go types
+// only; every C object (model, context, batch) is owned by one Go value with an
+// idempotent Close. Callers validate inputs in Go before they reach C: ggml
+// aborts the whole process on what it does not expect.
+package llama
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../third_party/out/include
+#cgo CXXFLAGS: -std=c++17 -I${SRCDIR}/../third_party/out/include
+#cgo LDFLAGS: -L${SRCDIR}/../third_party/out/lib -lllama -lggml -lggml-cpu -lggml-base -lstdc++ -lm -fopenmp -lpthread
+#include <stdlib.h>
+#include "binding.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Sentinel errors.
+var (
+	ErrClosed   = errors.New("llama: object is closed")
+	ErrLoad     = errors.New("llama.cpp could not load the model")
+	ErrContext  = errors.New("llama.cpp could not create a context")
+	ErrEncode   = errors.New("llama.cpp encode failed")
+	ErrTokenize = errors.New("llama.cpp could not tokenize the text")
+)
+
+var (
+	initOnce  sync.Once
+	logger    atomic.Pointer[slog.Logger]
+	logMu     sync.Mutex
+	logLine   strings.Builder
+	lastError atomic.Pointer[string]
+)
+
+// Init initialises llama.cpp's backends once and routes its log through
+// logger. Later calls only replace the logger.
+func Init(l *slog.Logger) {
+	if l == nil {
+		l = slog.Default()
+	}
+	logger.Store(l)
+	initOnce.Do(func() {
+		C.aimind_log_install()
+		C.llama_backend_init()
+	})
+}
+
+// SystemInfo reports the CPU features ggml was built with and uses.
+func SystemInfo() string {
+	Init(nil)
+	return strings.TrimSpace(C.GoString(C.llama_print_system_info()))
+}
+
+// ggml log levels (ggml.h).
+const (
+	levelDebug = 1
+	levelInfo  = 2
+	levelWarn  = 3
+	levelError = 4
+	levelCont  = 5
+)
+
+var pendingLevel int
+
+//export aimindGoLog
+func aimindGoLog(level C.int, text *C.char) {
+	s := C.GoString(text)
+	logMu.Lock()
+	defer logMu.Unlock()
+	if int(level) != levelCont {
+		pendingLevel = int(level)
+	}
+	logLine.WriteString(s)
+	if !strings.HasSuffix(s, "\n") {
+		return
+	}
+	msg := strings.TrimSpace(logLine.String())
+	logLine.Reset()
+	if msg == "" {
+		return
+	}
+	l := logger.Load()
+	if l == nil {
+		l = slog.Default()
+	}
+	switch pendingLevel {
+	case levelError:
+		lastError.Store(&msg)
+		l.Error(msg, "source", "llama.cpp")
+	case levelWarn:
+		l.Warn(msg, "source", "llama.cpp")
+	default:
+		// llama.cpp's info level prints every metadata key at load: debug for us.
+		l.Debug(msg, "source", "llama.cpp")
+	}
+}
+
+// takeLastError returns and clears the last error line llama.cpp logged.
+func takeLastError() string {
+	p := lastError.Swap(nil)
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,215 @@
+//go:build cgo
+
+package llama
+
+/*
+#include <stdlib.h>
+#include "binding.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// VocabType names the tokenizer family of a model's vocabulary.
+type VocabType int
+
+// Vocabulary types, as llama.h numbers them.
+const (
+	VocabNone VocabType = 0
+	VocabSPM  VocabType = 1 // LLaMA SentencePiece BPE
+	VocabBPE  VocabType = 2 // GPT-2 byte-level BPE
+	VocabWPM  VocabType = 3 // BERT WordPiece
+	VocabUGM  VocabType = 4 // T5/XLM-R SentencePiece unigram
+	VocabRWKV VocabType = 5
+)
+
+func (v VocabType) String() string {
+	switch v {
+	case VocabSPM:
+		return "spm"
+	case VocabBPE:
+		return "bpe"
+	case VocabWPM:
+		return "wpm"
+	case VocabUGM:
+		return "ugm"
+	case VocabRWKV:
+		return "rwkv"
+	}
+	return "none"
+}
+
+// ModelParams chooses how a model is loaded.
+type ModelParams struct {
+	VocabOnly bool // load the tokenizer only
+	GPULayers int  // layers to offload; 0 keeps everything on the CPU
+}
+
+// Model is a loaded GGUF model. Its methods are safe for concurrent use
+// except Close, which must not race with other calls.
+type Model struct {
+	mu    sync.RWMutex
+	c     *C.struct_llama_model
+	vocab *C.struct_llama_vocab
+}
+
+var loadMu sync.Mutex // serialises loads so the captured error line is ours
+
+// LoadModel loads the GGUF at path. The file must have been checked in Go
+// first: llama.cpp trusts much of what a file says.
+func LoadModel(path string, p ModelParams) (*Model, error) {
+	Init(nil)
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	loadMu.Lock()
+	takeLastError()
+	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers))
+	why := takeLastError()
+	loadMu.Unlock()
+	if c == nil {
+		if why == "" {
+			why = "no reason given"
+		}
+		return nil, fmt.Errorf("%w %q: %s", ErrLoad, path, why)
+	}
+	m := &Model{c: c, vocab: C.llama_model_get_vocab(c)}
+	runtime.SetFinalizer(m, (*Model).Close)
+	return m, nil
+}
+
+// Close frees the model. It is idempotent. Contexts made from the model must
+// be closed first.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c == nil {
+		return nil
+	}
+	C.llama_model_free(m.c)
+	m.c, m.vocab = nil, nil
+	runtime.SetFinalizer(m, nil)
+	return nil
+}
+
+// Tokenize returns the token ids of text, without BOS/EOS/CLS/SEP. With
+// parseSpecial, control tokens written in the text (such as "<s>") become
+// their ids; user text is tokenized with it off.
+func (m *Model) Tokenize(text string, parseSpecial bool) ([]int32, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.c == nil {
+		return nil, ErrClosed
+	}
+	if len(text) == 0 {
+		return []int32{}, nil
+	}
+	if len(text) > 1<<30 {
+		return nil, fmt.Errorf("%w: text of %d bytes is too long", ErrTokenize, len(text))
+	}
+	ctext := C.CBytes([]byte(text))
+	defer C.free(ctext)
+	// A token covers at least one byte, plus room for a space prefix.
+	n := len(text) + 2
+	out := make([]int32, n)
+	got := C.aimind_tokenize(m.vocab, (*C.char)(ctext), C.int32_t(len(text)),
+		(*C.int32_t)(unsafe.Pointer(&out[0])), C.int32_t(n), C.bool(parseSpecial))
+	if got == C.INT32_MIN {
+		return nil, fmt.Errorf("%w: %s", ErrTokenize, takeLastError())
+	}
+	if got < 0 {
+		n = int(-got)
+		out = make([]int32, n)
+		got = C.aimind_tokenize(m.vocab, (*C.char)(ctext), C.int32_t(len(text)),
+			(*C.int32_t)(unsafe.Pointer(&out[0])), C.int32_t(n), C.bool(parseSpecial))
+		if got < 0 {
+			return nil, fmt.Errorf("%w: token count changed between calls", ErrTokenize)
+		}
+	}
+	return out[:got], nil
+}
+
+// Piece returns the text of one token (for tests and diagnostics).
+func (m *Model) Piece(tok int32) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.c == nil || tok < 0 || int(tok) >= int(C.llama_vocab_n_tokens(m.vocab)) {
+		return ""
+	}
+	buf := make([]byte, 256)
+	n := C.aimind_token_to_piece(m.vocab, C.int32_t(tok), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)))
+	if n < 0 {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// Info describes a loaded model.
+type Info struct {
+	VocabType    VocabType
+	VocabSize    int
+	BOS, EOS     int32 // -1 when the vocabulary has none
+	CLS, SEP     int32
+	AddSep       bool
+	NClsOut      int
+	NCtxTrain    int
+	NEmbd        int
+	NParams      uint64
+	SizeBytes    uint64
+	RerankPrompt string // tokenizer.chat_template.rerank, "" when absent
+	HasEncoder   bool
+}
+
+// Info reads the model's facts from llama.cpp.
+func (m *Model) Info() (Info, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.c == nil {
+		return Info{}, ErrClosed
+	}
+	info := Info{
+		VocabType: VocabType(C.llama_vocab_type(m.vocab)),
+		VocabSize: int(C.llama_vocab_n_tokens(m.vocab)),
+		BOS:       int32(C.llama_vocab_bos(m.vocab)),
+		EOS:       int32(C.llama_vocab_eos(m.vocab)),
+		CLS:       int32(C.llama_vocab_bos(m.vocab)),
+		SEP:       int32(C.llama_vocab_sep(m.vocab)),
+		AddSep:    bool(C.llama_vocab_get_add_sep(m.vocab)),
+		NClsOut:   int(C.llama_model_n_cls_out(m.c)),
+		NCtxTrain: int(C.llama_model_n_ctx_train(m.c)),
+		NEmbd:     int(C.llama_model_n_embd(m.c)),
+		NParams:   uint64(C.llama_model_n_params(m.c)),
+		SizeBytes: uint64(C.llama_model_size(m.c)),
+	}
+	cname := C.CString("rerank")
+	defer C.free(unsafe.Pointer(cname))
+	if t := C.llama_model_chat_template(m.c, cname); t != nil {
+		info.RerankPrompt = C.GoString(t)
+	}
+	return info, nil
+}
+
+// Quantize writes a copy of the model at in to out with the given llama_ftype
+// (7 = Q8_0, 1 = F16, 2 = Q4_0).
+func Quantize(in, out string, ftype, threads int) error {
+	Init(nil)
+	cin, cout := C.CString(in), C.CString(out)
+	defer C.free(unsafe.Pointer(cin))
+	defer C.free(unsafe.Pointer(cout))
+	if rc := C.aimind_quantize(cin, cout, C.int32_t(ftype), C.int32_t(threads)); rc != 0 {
+		return fmt.Errorf("cannot quantize %q: llama.cpp returned %d: %s", in, rc, takeLastError())
+	}
+	return nil
+}
+
+// Llama file types for Quantize.
+const (
+	FtypeF32  = 0
+	FtypeF16  = 1
+	FtypeQ4_0 = 2
+	FtypeQ8_0 = 7
+)

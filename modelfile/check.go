@@ -1,0 +1,329 @@
+// Package modelfile checks a GGUF reranker in Go before llama.cpp sees it.
+// ggml aborts the whole process on files it does not expect, and llama.cpp
+// has had out-of-bounds reads on crafted files, so aimind refuses anything
+// damaged, oversized or not a cross-encoder reranker here, with a message that
+// says what is wrong.
+package modelfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	gguf "github.com/gpustack/gguf-parser-go"
+)
+
+// Sentinel errors; the wrapped message says what exactly.
+var (
+	ErrDamaged     = errors.New("damaged GGUF file")
+	ErrNotReranker = errors.New("not a cross-encoder reranker")
+)
+
+// Limits on what a file may declare; well above any real reranker.
+const (
+	maxLayers    = 256
+	maxEmbedding = 1 << 15
+	maxVocab     = 1 << 20
+	maxContext   = 1 << 20
+	maxTensors   = 1 << 14
+)
+
+// Architectures llama.cpp runs as BERT-style encoders with rank pooling.
+var architectures = map[string]bool{"bert": true, "jina-bert-v2": true}
+
+// Tokenizer models llama.cpp supports for those architectures.
+var tokenizers = map[string]bool{"t5": true, "bert": true, "gpt2": true, "llama": true}
+
+// ggml tensor types the pinned ggml can load as weights.
+var tensorTypes = map[gguf.GGMLType]bool{
+	0: true, 1: true, 2: true, 3: true, 6: true, 7: true, 8: true,
+	10: true, 11: true, 12: true, 13: true, 14: true,
+	16: true, 17: true, 18: true, 19: true, 20: true, 21: true, 22: true, 23: true,
+	29: true, 30: true, 34: true, 35: true, 39: true,
+}
+
+// Facts are what aimind learns from a file before loading it.
+type Facts struct {
+	Architecture  string
+	Name          string
+	Tokenizer     string // tokenizer.ggml.model
+	ContextLength int
+	Embedding     int
+	Layers        int
+	Heads         int
+	FeedForward   int
+	VocabSize     int
+	TokenTypeRows int
+	Parameters    uint64
+	FileType      string // e.g. "Q8_0", "F16"
+	SizeBytes     int64
+	HasTemplate   bool // tokenizer.chat_template.rerank present
+	Warnings      []string
+}
+
+// Check parses path and verifies it is a loadable reranker.
+func Check(path string) (facts *Facts, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read model file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("cannot use %q as a model: not a regular file", path)
+	}
+	defer func() {
+		// gguf-parser-go panics on some malformed input; a file must never
+		// take the process down.
+		if r := recover(); r != nil {
+			facts, err = nil, fmt.Errorf("%w %q: %v", ErrDamaged, path, r)
+		}
+	}()
+	f, err := gguf.ParseGGUFFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrDamaged, path, err)
+	}
+	if err := checkFile(f, st.Size()); err != nil {
+		return nil, fmt.Errorf("cannot use %q: %w", path, err)
+	}
+	return facts2(f, st.Size())
+}
+
+type meta struct{ kvs gguf.GGUFMetadataKVs }
+
+func (m meta) str(key string) (string, bool) {
+	v, ok := m.kvs.Get(key)
+	if !ok || v.ValueType != gguf.GGUFMetadataValueTypeString {
+		return "", false
+	}
+	return v.ValueString(), true
+}
+
+func (m meta) num(key string) (uint64, bool, error) {
+	v, ok := m.kvs.Get(key)
+	if !ok {
+		return 0, false, nil
+	}
+	if !v.ValueType.IsNumeric() {
+		return 0, true, fmt.Errorf("%w: %s is a %v, want a number", ErrDamaged, key, v.ValueType)
+	}
+	f := gguf.ValueNumeric[float64](v)
+	if f < 0 || f > 1<<53 {
+		return 0, true, fmt.Errorf("%w: %s = %v is out of range", ErrDamaged, key, f)
+	}
+	return uint64(f), true, nil
+}
+
+func (m meta) arrayLen(key string) (int, bool) {
+	v, ok := m.kvs.Get(key)
+	if !ok || v.ValueType != gguf.GGUFMetadataValueTypeArray {
+		return 0, false
+	}
+	return int(v.ValueArray().Len), true
+}
+
+func checkFile(f *gguf.GGUFFile, size int64) error {
+	m := meta{f.Header.MetadataKV}
+	if f.Header.TensorCount > maxTensors {
+		return fmt.Errorf("%w: %d tensors", ErrDamaged, f.Header.TensorCount)
+	}
+	if a, ok, err := m.num("general.alignment"); err != nil {
+		return err
+	} else if ok && (a == 0 || a&(a-1) != 0 || a > 1<<16) {
+		return fmt.Errorf("%w: general.alignment %d is not a power of two", ErrDamaged, a)
+	}
+	// Every tensor's data lies inside the file, with a known type.
+	dataStart := uint64(f.TensorDataStartOffset)
+	if f.TensorDataStartOffset < 0 || dataStart > uint64(size) {
+		return fmt.Errorf("%w: tensor data starts past the end of the file", ErrDamaged)
+	}
+	for _, ti := range f.TensorInfos {
+		if !tensorTypes[ti.Type] {
+			return fmt.Errorf("%w: tensor %s has unsupported type %v", ErrDamaged, ti.Name, ti.Type)
+		}
+		if ti.NDimensions == 0 || ti.NDimensions > 4 {
+			return fmt.Errorf("%w: tensor %s has %d dimensions", ErrDamaged, ti.Name, ti.NDimensions)
+		}
+		n := uint64(1)
+		for _, d := range ti.Dimensions {
+			if d == 0 || d > 1<<31 || n > (1<<62)/d {
+				return fmt.Errorf("%w: tensor %s has dimensions %v", ErrDamaged, ti.Name, ti.Dimensions)
+			}
+			n *= d
+		}
+		tt, _ := ti.Type.Trait()
+		if ti.Dimensions[0]%uint64(tt.BlockSize) != 0 {
+			return fmt.Errorf("%w: tensor %s row of %d is not a multiple of its block size %d", ErrDamaged, ti.Name, ti.Dimensions[0], tt.BlockSize)
+		}
+		nbytes := n / uint64(tt.BlockSize) * uint64(tt.TypeSize)
+		end := dataStart + ti.Offset + nbytes
+		if ti.Offset > uint64(size) || end < dataStart || end > uint64(size) {
+			return fmt.Errorf("%w: tensor %s (%d bytes at offset %d) lies outside the file of %d bytes", ErrDamaged, ti.Name, nbytes, ti.Offset, size)
+		}
+	}
+
+	arch, _ := m.str("general.architecture")
+	if !architectures[arch] {
+		return fmt.Errorf("%w: architecture %q (aimind runs BERT/XLM-RoBERTa cross-encoders: bert, jina-bert-v2)", ErrNotReranker, arch)
+	}
+	pooling, ok, err := m.num(arch + ".pooling_type")
+	if err != nil {
+		return err
+	}
+	if !ok || pooling != 4 {
+		return fmt.Errorf("%w: %s.pooling_type is %d, want 4 (rank); this looks like an embedding model", ErrNotReranker, arch, pooling)
+	}
+	need := func(key string, max uint64) (int, error) {
+		v, ok, err := m.num(arch + "." + key)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || v == 0 || v > max {
+			return 0, fmt.Errorf("%w: %s.%s is missing or out of range (%d)", ErrDamaged, arch, key, v)
+		}
+		return int(v), nil
+	}
+	ctxLen, err := need("context_length", maxContext)
+	if err != nil {
+		return err
+	}
+	embd, err := need("embedding_length", maxEmbedding)
+	if err != nil {
+		return err
+	}
+	layers, err := need("block_count", maxLayers)
+	if err != nil {
+		return err
+	}
+	heads, err := need("attention.head_count", uint64(embd))
+	if err != nil {
+		return err
+	}
+	if embd%heads != 0 {
+		return fmt.Errorf("%w: embedding length %d is not a multiple of %d heads", ErrDamaged, embd, heads)
+	}
+	if _, err := need("feed_forward_length", 1<<20); err != nil {
+		return err
+	}
+
+	tok, _ := m.str("tokenizer.ggml.model")
+	if !tokenizers[tok] {
+		return fmt.Errorf("%w: tokenizer.ggml.model %q is not supported", ErrNotReranker, tok)
+	}
+	nTokens, ok := m.arrayLen("tokenizer.ggml.tokens")
+	if !ok || nTokens == 0 || nTokens > maxVocab {
+		return fmt.Errorf("%w: tokenizer.ggml.tokens is missing or has %d entries", ErrDamaged, nTokens)
+	}
+	// llama.cpp aborts (GGML_ASSERT) on a vocabulary with duplicate tokens.
+	if v, ok := m.kvs.Get("tokenizer.ggml.tokens"); ok {
+		av := v.ValueArray()
+		if av.Type != gguf.GGUFMetadataValueTypeString {
+			return fmt.Errorf("%w: tokenizer.ggml.tokens is not a string array", ErrDamaged)
+		}
+		seen := make(map[string]struct{}, nTokens)
+		for i, t := range av.ValuesString() {
+			if _, dup := seen[t]; dup {
+				return fmt.Errorf("%w: token %d (%q) appears twice in the vocabulary", ErrDamaged, i, t)
+			}
+			seen[t] = struct{}{}
+		}
+	}
+	for _, k := range []string{"tokenizer.ggml.scores", "tokenizer.ggml.token_type"} {
+		if n, ok := m.arrayLen(k); ok && n != nTokens {
+			return fmt.Errorf("%w: %s has %d entries for %d tokens", ErrDamaged, k, n, nTokens)
+		}
+	}
+	for _, k := range []string{"bos", "eos", "unknown", "seperator", "padding", "cls", "mask"} {
+		key := "tokenizer.ggml." + k + "_token_id"
+		if v, ok, err := m.num(key); err != nil {
+			return err
+		} else if ok && v >= uint64(nTokens) && v != 0xFFFFFFFF {
+			return fmt.Errorf("%w: %s = %d is outside the vocabulary of %d", ErrDamaged, key, v, nTokens)
+		}
+	}
+
+	dims := func(name string) ([]uint64, error) {
+		ti, ok := f.TensorInfos.Get(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: tensor %s is missing", ErrNotReranker, name)
+		}
+		return ti.Dimensions, nil
+	}
+	te, err := dims("token_embd.weight")
+	if err != nil {
+		return err
+	}
+	if len(te) != 2 || te[0] != uint64(embd) || te[1] != uint64(nTokens) {
+		return fmt.Errorf("%w: token_embd.weight is %v, want [%d %d]", ErrDamaged, te, embd, nTokens)
+	}
+	pe, err := dims("position_embd.weight")
+	if err != nil && arch == "bert" {
+		return err
+	}
+	if err == nil && (len(pe) != 2 || pe[0] != uint64(embd) || pe[1] < uint64(ctxLen)) {
+		return fmt.Errorf("%w: position_embd.weight is %v, fewer rows than the context length %d", ErrDamaged, pe, ctxLen)
+	}
+	if tt, err := dims("token_types.weight"); err == nil && (len(tt) < 1 || tt[0] != uint64(embd)) {
+		return fmt.Errorf("%w: token_types.weight is %v", ErrDamaged, tt)
+	}
+	// The head: tanh(cls) then cls.output with exactly one output.
+	outputs := uint64(0)
+	if od, err := dims("cls.output.weight"); err == nil {
+		if len(od) != 2 || od[0] != uint64(embd) {
+			return fmt.Errorf("%w: cls.output.weight is %v", ErrDamaged, od)
+		}
+		outputs = od[1]
+		if cd, err := dims("cls.weight"); err == nil && (len(cd) != 2 || cd[0] != uint64(embd) || cd[1] != uint64(embd)) {
+			return fmt.Errorf("%w: cls.weight is %v, want [%d %d]", ErrDamaged, cd, embd, embd)
+		}
+	} else if cd, err := dims("cls.weight"); err == nil {
+		if len(cd) != 2 || cd[0] != uint64(embd) {
+			return fmt.Errorf("%w: cls.weight is %v", ErrDamaged, cd)
+		}
+		outputs = cd[1]
+	} else {
+		return fmt.Errorf("%w: no classification head (cls.output.weight or cls.weight)", ErrNotReranker)
+	}
+	if outputs != 1 {
+		return fmt.Errorf("%w: the classification head has %d outputs, aimind needs exactly 1 relevance score", ErrNotReranker, outputs)
+	}
+	if n, ok := m.arrayLen(arch + ".classifier.output_labels"); ok && n != 1 {
+		return fmt.Errorf("%w: %d classifier labels, aimind needs exactly 1", ErrNotReranker, n)
+	}
+	for l := 0; l < layers; l++ {
+		if _, err := dims(fmt.Sprintf("blk.%d.ffn_down.weight", l)); err != nil {
+			return fmt.Errorf("%w: layer %d of %d is incomplete", ErrDamaged, l, layers)
+		}
+	}
+	return nil
+}
+
+func facts2(f *gguf.GGUFFile, size int64) (*Facts, error) {
+	m := meta{f.Header.MetadataKV}
+	arch, _ := m.str("general.architecture")
+	get := func(k string) int { v, _, _ := m.num(arch + "." + k); return int(v) }
+	fc := &Facts{
+		Architecture:  arch,
+		ContextLength: get("context_length"),
+		Embedding:     get("embedding_length"),
+		Layers:        get("block_count"),
+		Heads:         get("attention.head_count"),
+		FeedForward:   get("feed_forward_length"),
+		SizeBytes:     size,
+		Parameters:    uint64(f.ModelParameters),
+		TokenTypeRows: 1,
+	}
+	fc.Name, _ = m.str("general.name")
+	fc.Tokenizer, _ = m.str("tokenizer.ggml.model")
+	fc.VocabSize, _ = m.arrayLen("tokenizer.ggml.tokens")
+	_, fc.HasTemplate = m.str("tokenizer.chat_template.rerank")
+	fc.FileType = strings.TrimPrefix(f.TensorInfos.GetFileType().String(), "MOSTLY_")
+	if ti, ok := f.TensorInfos.Get("token_types.weight"); ok && len(ti.Dimensions) == 2 {
+		fc.TokenTypeRows = int(ti.Dimensions[1])
+	}
+	if fc.TokenTypeRows > 1 {
+		fc.Warnings = append(fc.Warnings, fmt.Sprintf(
+			"token_types.weight has %d rows but llama.cpp gives every token type 0; scores may differ from Hugging Face's for this model",
+			fc.TokenTypeRows))
+	}
+	return fc, nil
+}
