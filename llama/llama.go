@@ -43,10 +43,9 @@ var (
 // Init initialises llama.cpp's backends once and routes its log through
 // logger. Later calls only replace the logger.
 func Init(l *slog.Logger) {
-	if l == nil {
-		l = slog.Default()
+	if l != nil {
+		logger.Store(l)
 	}
-	logger.Store(l)
 	initOnce.Do(func() {
 		C.aimind_log_install()
 		C.llama_backend_init()

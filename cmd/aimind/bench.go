@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/aimind/aimind/bench"
+)
+
+func benchCommand() *cli.Command {
+	var cfg bench.Config
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "drive a running server with concurrent rerank requests; print pairs/s, tokens/s, p50/p95",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8080", Destination: &cfg.URL},
+			&cli.StringFlag{Name: "path", Value: "/v1/rerank", Destination: &cfg.Path},
+			&cli.StringFlag{Name: "model", Destination: &cfg.Model},
+			&cli.StringFlag{Name: "api-key", EnvVars: []string{"AIMIND_API_KEY"}, Destination: &cfg.APIKey},
+			&cli.IntFlag{Name: "clients", Value: 8, Destination: &cfg.Clients},
+			&cli.IntFlag{Name: "requests", Value: 4, Usage: "requests per client", Destination: &cfg.Requests},
+			&cli.IntFlag{Name: "documents", Value: 20, Destination: &cfg.Documents},
+			&cli.IntFlag{Name: "doc-words", Value: 120, Usage: "words per document", Destination: &cfg.DocWords},
+			&cli.IntFlag{Name: "warmup", Value: 1, Destination: &cfg.Warmup},
+		},
+		Action: func(c *cli.Context) error {
+			rep, err := bench.Run(c.Context, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Println(rep)
+			return nil
+		},
+	}
+}

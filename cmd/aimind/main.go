@@ -1,0 +1,36 @@
+// Command aimind serves cross-encoder reranker GGUFs over HTTP. main only
+// parses flags into one config and wires store, models, engine and server.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:  "aimind",
+		Usage: "serve cross-encoder reranker models (GGUF, llama.cpp in-process)",
+		Commands: []*cli.Command{
+			serveCommand(),
+			benchCommand(),
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Printf("aimind %s (llama.cpp ec98e2002 via github.com/ollama/ollama v0.17.4)\n", version)
+					return nil
+				},
+			},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "aimind:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,65 @@
+// Command synthgguf writes a synthetic reranker GGUF (seeded random weights)
+// for tests, benchmarks and the GPU check, optionally quantized by llama.cpp.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/llama"
+)
+
+func main() {
+	shape := flag.String("shape", "tiny", "tiny, base (bge-reranker-base) or v2m3 (bge-reranker-v2-m3)")
+	out := flag.String("out", "", "output .gguf path")
+	typ := flag.String("type", "f32", "f32, f16, q8_0 or q4_0")
+	vocab := flag.String("vocab", "ugm", "ugm (XLM-R) or wpm (BERT)")
+	seed := flag.Uint64("seed", 0, "weight seed (0: the shape's default)")
+	flag.Parse()
+	if err := run(*shape, *out, *typ, *vocab, *seed); err != nil {
+		fmt.Fprintln(os.Stderr, "synthgguf:", err)
+		os.Exit(1)
+	}
+}
+
+func run(shape, out, typ, vocab string, seed uint64) error {
+	if out == "" {
+		return fmt.Errorf("-out is required")
+	}
+	var s synth.Spec
+	switch shape {
+	case "tiny":
+		s = synth.Tiny()
+	case "base":
+		s = synth.Base()
+	case "v2m3":
+		s = synth.V2M3()
+	default:
+		return fmt.Errorf("unknown shape %q", shape)
+	}
+	if seed != 0 {
+		s.Seed = seed
+	}
+	if vocab == "wpm" {
+		s.Vocab = synth.VocabWPM
+	}
+	ftype := map[string]int{"q8_0": llama.FtypeQ8_0, "q4_0": llama.FtypeQ4_0}
+	switch typ {
+	case "f32":
+		return synth.Write(out, s)
+	case "f16":
+		s.F16 = true
+		return synth.Write(out, s)
+	case "q8_0", "q4_0":
+		tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".f32")
+		defer os.Remove(tmp)
+		if err := synth.Write(tmp, s); err != nil {
+			return err
+		}
+		return llama.Quantize(tmp, out, ftype[typ], 2)
+	}
+	return fmt.Errorf("unknown type %q", typ)
+}

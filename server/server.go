@@ -1,0 +1,194 @@
+// Package server answers aimind's HTTP API over fasthttp. fasthttp stays
+// inside this package: no RequestCtx or its byte slices outlive a handler.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/aimind/aimind/models"
+)
+
+// Options configure the HTTP server. Zero fields take the defaults below.
+type Options struct {
+	MaxBodyBytes   int           // request body limit
+	MaxDocuments   int           // documents per rerank request
+	RequestTimeout time.Duration // how long a request may wait for its scores
+	ReadTimeout    time.Duration // whole request, headers and body
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	Logger         *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxBodyBytes   = 8 << 20
+	DefaultMaxDocuments   = 1000
+	DefaultRequestTimeout = 5 * time.Minute
+	DefaultReadTimeout    = 30 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultMaxHeaderBytes = 16 << 10
+)
+
+func (o *Options) setDefaults() {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxDocuments <= 0 {
+		o.MaxDocuments = DefaultMaxDocuments
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Server is aimind's HTTP front.
+type Server struct {
+	opts   Options
+	models *models.Manager
+	http   *fasthttp.Server
+	routes map[string]route
+}
+
+type route struct {
+	method  string
+	handler fasthttp.RequestHandler
+}
+
+// New builds a server over the given models.
+func New(m *models.Manager, o Options) *Server {
+	o.setDefaults()
+	s := &Server{opts: o, models: m}
+	s.routes = map[string]route{
+		"/v1/rerank": {fasthttp.MethodPost, s.handleRerank},
+		"/rerank":    {fasthttp.MethodPost, s.handleRerank},
+		"/v1/models": {fasthttp.MethodGet, s.handleModels},
+		"/health":    {fasthttp.MethodGet, s.handleHealth},
+	}
+	s.http = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleTransportError,
+		Name:                          "aimind",
+		MaxRequestBodySize:            o.MaxBodyBytes,
+		ReadTimeout:                   o.ReadTimeout,
+		WriteTimeout:                  o.WriteTimeout,
+		IdleTimeout:                   o.IdleTimeout,
+		ReadBufferSize:                o.MaxHeaderBytes,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{o.Logger},
+	}
+	return s
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(fmt.Sprintf(format, args...), "source", "fasthttp")
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	path := string(ctx.Path())
+	r, ok := s.routes[path]
+	switch {
+	case !ok:
+		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("no route %s %s", ctx.Method(), path))
+	case string(ctx.Method()) != r.method:
+		ctx.Response.Header.Set("Allow", r.method)
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalid, fmt.Sprintf("%s does not accept %s; use %s", path, ctx.Method(), r.method))
+		ctx.Response.Header.Set("Allow", r.method)
+	default:
+		r.handler(ctx)
+	}
+	s.opts.Logger.Debug("request", "method", string(ctx.Method()), "path", path,
+		"status", ctx.Response.StatusCode(), "seconds", time.Since(start).Seconds(), "remote", ctx.RemoteIP().String())
+}
+
+// handleTransportError answers what fasthttp rejects before a handler runs.
+func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalid,
+			fmt.Sprintf("the request body exceeds the limit of %d bytes (--max-body-bytes)", s.opts.MaxBodyBytes))
+	case isTimeout(err):
+		writeError(ctx, fasthttp.StatusRequestTimeout, typeInvalid, "the request was not received in time")
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "cannot parse the HTTP request: "+err.Error())
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Serve answers on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting and waits for open requests.
+func (s *Server) Shutdown() error { return s.http.Shutdown() }
+
+func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+}
+
+type modelCard struct {
+	ID            string   `json:"id"`
+	Object        string   `json:"object"`
+	Created       int64    `json:"created"`
+	OwnedBy       string   `json:"owned_by"`
+	Status        string   `json:"status"`
+	Error         string   `json:"error,omitempty"`
+	Architecture  string   `json:"architecture,omitempty"`
+	FileType      string   `json:"file_type,omitempty"`
+	ContextLength int      `json:"context_length,omitempty"`
+	MaxPairTokens int      `json:"max_pair_tokens,omitempty"`
+	PairLayout    string   `json:"pair_layout,omitempty"`
+	Score         string   `json:"score"`
+	Warnings      []string `json:"warnings,omitempty"`
+}
+
+func (s *Server) handleModels(ctx *fasthttp.RequestCtx) {
+	list := s.models.List()
+	cards := make([]modelCard, 0, len(list))
+	for _, e := range list {
+		c := modelCard{
+			ID: e.Name, Object: "model", Created: e.Created.Unix(), OwnedBy: "aimind",
+			Status: string(e.State), Error: e.Err,
+			Score: "raw logit of the cross-encoder's classification head (higher is more relevant); \"normalize\": true returns sigmoid(logit) in [0, 1]",
+		}
+		if f := e.Facts; f != nil {
+			c.Architecture, c.FileType, c.ContextLength, c.Warnings = f.Architecture, f.FileType, f.ContextLength, f.Warnings
+		}
+		if m := e.Model(); m != nil {
+			c.MaxPairTokens = m.MaxPairTokens()
+			c.PairLayout = string(m.Layout().Kind)
+		}
+		cards = append(cards, c)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"object": "list", "data": cards})
+}
