@@ -11,6 +11,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"strconv"
 	"sync"
 	"unsafe"
 )
@@ -185,12 +186,42 @@ func (m *Model) Info() (Info, error) {
 		NParams:   uint64(C.llama_model_n_params(m.c)),
 		SizeBytes: uint64(C.llama_model_size(m.c)),
 	}
+	// llama.cpp reads no CLS id (it uses BOS, 101 by default for WordPiece);
+	// BERT GGUFs carry tokenizer.ggml.cls_token_id, which wins when valid.
+	if v, ok := m.metaInt("tokenizer.ggml.cls_token_id"); ok && v >= 0 && v < info.VocabSize {
+		info.CLS = int32(v)
+	}
 	cname := C.CString("rerank")
 	defer C.free(unsafe.Pointer(cname))
 	if t := C.llama_model_chat_template(m.c, cname); t != nil {
 		info.RerankPrompt = C.GoString(t)
 	}
 	return info, nil
+}
+
+// meta returns a metadata value as text.
+func (m *Model) meta(key string) (string, bool) {
+	ckey := C.CString(key)
+	defer C.free(unsafe.Pointer(ckey))
+	buf := make([]byte, 256)
+	n := C.llama_model_meta_val_str(m.c, ckey, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	if n < 0 {
+		return "", false
+	}
+	if int(n) >= len(buf) {
+		buf = make([]byte, int(n)+1)
+		n = C.llama_model_meta_val_str(m.c, ckey, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	}
+	return string(buf[:n]), true
+}
+
+func (m *Model) metaInt(key string) (int, bool) {
+	s, ok := m.meta(key)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.Atoi(s)
+	return v, err == nil
 }
 
 // Quantize writes a copy of the model at in to out with the given llama_ftype

@@ -33,7 +33,9 @@ const (
 var architectures = map[string]bool{"bert": true, "jina-bert-v2": true}
 
 // Tokenizer models llama.cpp supports for those architectures.
-var tokenizers = map[string]bool{"t5": true, "bert": true, "gpt2": true, "llama": true}
+// Only these two: llama.cpp asserts (aborts) while loading BPE vocabularies that
+// lack a newline token, and no BPE or SPM cross-encoder is in scope.
+var tokenizers = map[string]bool{"t5": true, "bert": true}
 
 // ggml tensor types the pinned ggml can load as weights.
 var tensorTypes = map[gguf.GGMLType]bool{
@@ -267,19 +269,27 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	}
 	// The head: tanh(cls) then cls.output with exactly one output.
 	outputs := uint64(0)
+	// ggml's own GGUF writer drops trailing dimensions of 1, so a one-output
+	// head may be stored as a 1-D [E] tensor.
 	if od, err := dims("cls.output.weight"); err == nil {
-		if len(od) != 2 || od[0] != uint64(embd) {
+		if len(od) > 2 || od[0] != uint64(embd) {
 			return fmt.Errorf("%w: cls.output.weight is %v", ErrDamaged, od)
 		}
-		outputs = od[1]
+		outputs = 1
+		if len(od) == 2 {
+			outputs = od[1]
+		}
 		if cd, err := dims("cls.weight"); err == nil && (len(cd) != 2 || cd[0] != uint64(embd) || cd[1] != uint64(embd)) {
 			return fmt.Errorf("%w: cls.weight is %v, want [%d %d]", ErrDamaged, cd, embd, embd)
 		}
 	} else if cd, err := dims("cls.weight"); err == nil {
-		if len(cd) != 2 || cd[0] != uint64(embd) {
+		if len(cd) > 2 || cd[0] != uint64(embd) {
 			return fmt.Errorf("%w: cls.weight is %v", ErrDamaged, cd)
 		}
-		outputs = cd[1]
+		outputs = 1
+		if len(cd) == 2 {
+			outputs = cd[1]
+		}
 	} else {
 		return fmt.Errorf("%w: no classification head (cls.output.weight or cls.weight)", ErrNotReranker)
 	}
