@@ -15,7 +15,7 @@ import (
 )
 
 type layer struct {
-	q, k, v, o, up, down                    []float64
+	q, k, v, o, up, down                     []float64
 	qb, kb, vb, ob, upb, downb               []float64
 	attnNormW, attnNormB, outNormW, outNormB []float64
 }

@@ -28,7 +28,7 @@ type Spec struct {
 	Positions                  int // rows of position_embd
 	ContextLength              int // bert.context_length; 0 means Positions
 	Vocab                      Vocab
-	ExtraWords                 int   // extra vocabulary entries, to reach realistic sizes
+	ExtraWords                 int // extra vocabulary entries, to reach realistic sizes
 	Seed                       uint64
 	AddSepToken                *bool  // write tokenizer.ggml.add_sep_token when set
 	RerankTemplate             string // tokenizer.chat_template.rerank when set
