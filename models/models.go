@@ -54,7 +54,9 @@ type Manager struct {
 	opts    engine.Options
 	log     *slog.Logger
 	wg      sync.WaitGroup
-	open    func(path string, o engine.Options) (*engine.Model, error)
+
+	// Open loads a model file; engine.Open unless replaced before the first Add.
+	Open func(path string, o engine.Options) (*engine.Model, error)
 }
 
 // NewManager returns an empty manager; models load with opts.
@@ -63,7 +65,7 @@ func NewManager(opts engine.Options, log *slog.Logger) *Manager {
 		log = slog.Default()
 	}
 	opts.Logger = log
-	return &Manager{entries: map[string]*Entry{}, opts: opts, log: log, open: engine.Open}
+	return &Manager{entries: map[string]*Entry{}, opts: opts, log: log, Open: engine.Open}
 }
 
 var quantSuffix = regexp.MustCompile(`(?i)[-._](f32|f16|fp16|bf16|q[2-8](_[0-9a-z]+)*|iq[1-4](_[a-z0-9]+)*|tq[12]_0|mxfp4)$`)
@@ -112,7 +114,7 @@ func (m *Manager) Add(name, path string) error {
 	go func() {
 		defer m.wg.Done()
 		start := time.Now()
-		model, err := m.open(path, m.opts)
+		model, err := m.Open(path, m.opts)
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if err != nil {

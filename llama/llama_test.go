@@ -1,0 +1,178 @@
+package llama_test
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/llama"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.Cleanup()
+	os.Exit(code)
+}
+
+func rssBytes(t *testing.T) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(sc.Text())[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
+}
+
+// TestLoadUnloadKeepsMemoryFlat loads a ~10 MB model with a context many
+// times; a leaked model or context would grow RSS by that much each time.
+func TestLoadUnloadKeepsMemoryFlat(t *testing.T) {
+	spec := synth.Spec{Layers: 2, Hidden: 256, Heads: 4, FFN: 1024, Positions: 512, Seed: 2, ExtraWords: 3000}
+	path := testutil.MustModel(t, spec)
+	cycle := func() {
+		m, err := llama.LoadModel(path, llama.ModelParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := llama.NewContext(m, llama.ContextParams{Tokens: 512, Sequences: 64, Threads: 2, FlashAttn: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Encode([]int32{0, 5, 2, 2, 7, 2}, []int{6}); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		c.Close() // idempotent
+		m.Close()
+		m.Close()
+	}
+	for i := 0; i < 5; i++ {
+		cycle() // warm up allocators and thread pools
+	}
+	before := rssBytes(t)
+	for i := 0; i < 40; i++ {
+		cycle()
+	}
+	after := rssBytes(t)
+	st, _ := os.Stat(path)
+	t.Logf("RSS %d MiB -> %d MiB over 40 cycles of a %d MiB model", before>>20, after>>20, st.Size()>>20)
+	if grow := after - before; grow > 4*st.Size() {
+		t.Fatalf("RSS grew by %d MiB over 40 load/unload cycles", grow>>20)
+	}
+}
+
+// TestEncodeRefusesHostileInput: every limit ggml would abort on is checked in
+// Go first and returned as an error.
+func TestEncodeRefusesHostileInput(t *testing.T) {
+	m, err := llama.LoadModel(testutil.MustModel(t, synth.Tiny()), llama.ModelParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := llama.NewContext(m, llama.ContextParams{Tokens: 64, Sequences: 4, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info, _ := m.Info()
+	long := make([]int32, 65)
+	cases := []struct {
+		name   string
+		tokens []int32
+		lens   []int
+	}{
+		{"no sequences", nil, nil},
+		{"more tokens than the context", long, []int{65}},
+		{"more sequences than the context", []int32{1, 1, 1, 1, 1}, []int{1, 1, 1, 1, 1}},
+		{"empty sequence", []int32{1}, []int{1, 0}},
+		{"lengths do not add up", []int32{1, 2, 3}, []int{2}},
+		{"negative token", []int32{0, -1}, []int{2}},
+		{"token past the vocabulary", []int32{0, int32(info.VocabSize)}, []int{2}},
+	}
+	for _, tc := range cases {
+		if _, err := c.Encode(tc.tokens, tc.lens); !errors.Is(err, llama.ErrEncode) {
+			t.Errorf("%s: err = %v, want ErrEncode", tc.name, err)
+		}
+	}
+	if _, err := c.Encode([]int32{0, 5, 2}, []int{3}); err != nil {
+		t.Fatalf("context unusable after refusals: %v", err)
+	}
+	c.Close()
+	if _, err := c.Encode([]int32{0, 5, 2}, []int{3}); !errors.Is(err, llama.ErrClosed) {
+		t.Fatalf("closed context: err = %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := llama.LoadModel(filepath.Join(t.TempDir(), "missing.gguf"), llama.ModelParams{}); !errors.Is(err, llama.ErrLoad) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestWordPieceMatchesHuggingFace tokenizes llama.cpp's published test texts
+// for the bge WordPiece vocabulary and compares with the ids Hugging Face's
+// tokenizer gives. The files live in ../shared/testdata (absent in a plain
+// clone: then the test skips).
+func TestWordPieceMatchesHuggingFace(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "testdata", "vocab-bert-bge")
+	vocab := filepath.Join(dir, "ggml-vocab-bert-bge.gguf")
+	if _, err := os.Stat(vocab); err != nil {
+		t.Skipf("no %s: %v", vocab, err)
+	}
+	inp, err := os.ReadFile(vocab + ".inp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.ReadFile(vocab + ".out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each text is followed by a separator line.
+	texts := strings.Split(string(inp), "\n__ggml_vocab_test__\n")
+	texts = texts[:len(texts)-1]
+	want := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(texts) != len(want) {
+		t.Fatalf("%d texts, %d expected lines", len(texts), len(want))
+	}
+	m, err := llama.LoadModel(vocab, llama.ModelParams{VocabOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	info, _ := m.Info()
+	if info.VocabType != llama.VocabWPM || info.CLS != 101 || info.SEP != 102 {
+		t.Fatalf("vocabulary %v CLS %d SEP %d, want wpm 101 102", info.VocabType, info.CLS, info.SEP)
+	}
+	for i, text := range texts {
+		got, err := m.Tokenize(text, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantIDs []int32
+		for _, f := range strings.Fields(want[i]) {
+			v, _ := strconv.Atoi(f)
+			wantIDs = append(wantIDs, int32(v))
+		}
+		if len(got) == 0 && len(wantIDs) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(got, wantIDs) {
+			t.Errorf("text %d %q: got %v, want %v", i, text, got, wantIDs)
+		}
+	}
+}
