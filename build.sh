@@ -88,16 +88,17 @@ build_llama() {
 
 need
 build_llama
+mkdir -p bin
 case "${1:-build}" in
   llama) ;;
   build)
-    mkdir -p bin
     go build -o bin/aimind ./cmd/aimind
-    echo "build.sh: built bin/aimind"
+    go build -o bin/synthgguf ./cmd/synthgguf
+    echo "build.sh: built bin/aimind and bin/synthgguf"
     ;;
   test)
-    mkdir -p bin
     go build -o bin/aimind ./cmd/aimind
+    go build -o bin/synthgguf ./cmd/synthgguf
     go vet ./...
     go test -count=1 -timeout 40m "${@:2}" ./...
     ;;
