@@ -350,3 +350,34 @@ func TestQ8_0CloseToReference(t *testing.T) {
 		}
 	}
 }
+
+// TestF16FileCloseToReference: an F16 file of the same weights scores near the
+// F32 reference (this path aborted in ggml before modelfile required F32
+// token types).
+func TestF16FileCloseToReference(t *testing.T) {
+	spec := shapes["3x96-6heads"]
+	ref, err := reference.Load(testutil.MustModel(t, spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := spec
+	half.F16 = true
+	m := mustOpen(t, testutil.MustModel(t, half), engine.Options{FlashAttn: true})
+	if m.Facts().FileType != "F16" {
+		t.Fatalf("file type %q", m.Facts().FileType)
+	}
+	pairs, err := m.Tokenize("panda", documents(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Score(context.Background(), pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pairs {
+		want, _ := ref.Score(p.Tokens)
+		if !close(res.Scores[i], want, 3e-2, 3e-2) {
+			t.Errorf("pair %d: F16 %.5f, reference %.5f", i, res.Scores[i], want)
+		}
+	}
+}

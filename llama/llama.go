@@ -92,7 +92,12 @@ func aimindGoLog(level C.int, text *C.char) {
 	}
 	switch pendingLevel {
 	case levelError:
-		lastError.Store(&msg)
+		if p := lastError.Load(); p != nil {
+			joined := *p + "; " + msg
+			lastError.Store(&joined)
+		} else {
+			lastError.Store(&msg)
+		}
 		l.Error(msg, "source", "llama.cpp")
 	case levelWarn:
 		l.Warn(msg, "source", "llama.cpp")
@@ -102,7 +107,8 @@ func aimindGoLog(level C.int, text *C.char) {
 	}
 }
 
-// takeLastError returns and clears the last error line llama.cpp logged.
+// takeLastError returns and clears the error lines llama.cpp logged since
+// the last call.
 func takeLastError() string {
 	p := lastError.Swap(nil)
 	if p == nil {

@@ -163,6 +163,14 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 		}
 	}
 
+	// llama.cpp adds biases, norm weights and a row of token_types.weight to
+	// F32 activations directly; ggml aborts on an F16 (or quantized) operand.
+	for _, ti := range f.TensorInfos {
+		if (ti.NDimensions == 1 || ti.Name == "token_types.weight") && ti.Type != gguf.GGMLTypeF32 {
+			return fmt.Errorf("%w: tensor %s is %v; it must be F32", ErrDamaged, ti.Name, ti.Type)
+		}
+	}
+
 	arch, _ := m.str("general.architecture")
 	if !architectures[arch] {
 		return fmt.Errorf("%w: architecture %q (aimind runs BERT/XLM-RoBERTa cross-encoders: bert, jina-bert-v2)", ErrNotReranker, arch)

@@ -94,6 +94,9 @@ func TestCheckRefuses(t *testing.T) {
 	gpt.Architecture = "llama"
 	_, notBert := write(t, gpt)
 
+	halfTypes := small()
+	halfTypes.HalfTokenTypes = true
+	_, halfTokenTypes := write(t, halfTypes)
 	cases := []struct {
 		name string
 		data []byte
@@ -108,6 +111,7 @@ func TestCheckRefuses(t *testing.T) {
 		{"two outputs", twoOut, modelfile.ErrNotReranker, "2 outputs"},
 		{"no head", noHead, modelfile.ErrNotReranker, "classification head"},
 		{"fewer positions than context", fewPositions, modelfile.ErrDamaged, "position_embd"},
+		{"F16 token types", halfTokenTypes, modelfile.ErrDamaged, "must be F32"},
 		{"other architecture", notBert, modelfile.ErrNotReranker, "architecture"},
 		{"heads do not divide width", patch(t, good, u32kv("bert.attention.head_count", 2), u32kv("bert.attention.head_count", 3)), modelfile.ErrDamaged, "multiple"},
 		{"huge block count", patch(t, good, u32kv("bert.block_count", 1), u32kv("bert.block_count", 1<<30)), modelfile.ErrDamaged, "block_count"},

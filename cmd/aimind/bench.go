@@ -23,6 +23,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "documents", Value: 20, Destination: &cfg.Documents},
 			&cli.IntFlag{Name: "doc-words", Value: 120, Usage: "words per document", Destination: &cfg.DocWords},
 			&cli.IntFlag{Name: "warmup", Value: 1, Destination: &cfg.Warmup},
+			&cli.Float64Flag{Name: "gflop-per-token", Usage: "model cost per token, to report GFLOP/s and the share of the measured FP32 peak"},
 		},
 		Action: func(c *cli.Context) error {
 			rep, err := bench.Run(c.Context, cfg)
@@ -30,6 +31,11 @@ func benchCommand() *cli.Command {
 				return err
 			}
 			fmt.Println(rep)
+			if g := c.Float64("gflop-per-token"); g > 0 {
+				peak := bench.PeakGFLOPS()
+				achieved := rep.TokensPerSec * g
+				fmt.Printf("gflops=%.1f fp32_peak_gflops=%.1f share_of_peak=%.1f%%\n", achieved, peak, 100*achieved/peak)
+			}
 			return nil
 		},
 	}

@@ -118,7 +118,15 @@ func (g *ggufWriter) value(v any) {
 }
 
 // writeGGUF writes a GGUF v3 file with F32 (or, with f16, F16) tensors.
-func writeGGUF(w io.Writer, kvs []kv, tensors []tensor, f16 bool) error {
+type writeOptions struct {
+	f16            bool
+	halfTokenTypes bool
+}
+
+func writeGGUF(w io.Writer, kvs []kv, tensors []tensor, o writeOptions) error {
+	half := func(t tensor) bool {
+		return (o.f16 && halfable(t)) || (o.halfTokenTypes && t.Name == "token_types.weight")
+	}
 	g := &ggufWriter{w: bufio.NewWriterSize(w, 1<<20)}
 	g.write([]byte("GGUF"))
 	g.write(uint32(3))
@@ -142,8 +150,7 @@ func writeGGUF(w io.Writer, kvs []kv, tensors []tensor, f16 bool) error {
 		}
 		elem := uint64(4)
 		typ := uint32(GGMLTypeF32)
-		// ggml keeps 1-D tensors (norms, biases) in F32 in F16 files.
-		if f16 && len(t.Dims) > 1 {
+		if half(t) {
 			elem, typ = 2, GGMLTypeF16
 		}
 		g.write(typ)
@@ -153,7 +160,7 @@ func writeGGUF(w io.Writer, kvs []kv, tensors []tensor, f16 bool) error {
 	}
 	g.pad()
 	for _, t := range tensors {
-		if f16 && len(t.Dims) > 1 {
+		if half(t) {
 			h := make([]uint16, len(t.Data))
 			for i, v := range t.Data {
 				h[i] = float32ToHalf(v)
@@ -168,6 +175,13 @@ func writeGGUF(w io.Writer, kvs []kv, tensors []tensor, f16 bool) error {
 		return g.err
 	}
 	return g.w.Flush()
+}
+
+// halfable reports whether a tensor is stored as F16 in an F16 file: matrices
+// only. Norms, biases, token types and positions stay F32 as llama.cpp's
+// converter writes them (ggml cannot add an F16 row to F32 activations).
+func halfable(t tensor) bool {
+	return len(t.Dims) > 1 && t.Name != "token_types.weight" && t.Name != "position_embd.weight"
 }
 
 // float32ToHalf rounds to nearest even IEEE 754 half precision.

@@ -38,6 +38,7 @@ type Spec struct {
 	Architecture               string // general.architecture; "" means bert
 	F16                        bool   // store matrices as F16
 	NoHead                     bool   // omit the classification head
+	HalfTokenTypes             bool   // store token_types.weight as F16 (a file ggml would abort on)
 }
 
 // Tiny is a fast test shape.
@@ -47,7 +48,7 @@ func Tiny() Spec {
 
 // Base is the bge-reranker-base shape.
 func Base() Spec {
-	return Spec{Layers: 12, Hidden: 768, Heads: 12, FFN: 3072, Positions: 514, ContextLength: 512, Seed: 7, ExtraWords: 4000}
+	return Spec{Layers: 12, Hidden: 768, Heads: 12, FFN: 3072, Positions: 512, Seed: 7, ExtraWords: 4000}
 }
 
 // V2M3 is the bge-reranker-v2-m3 shape.
@@ -191,7 +192,8 @@ func Write(path string, s Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := writeGGUF(f, meta, ts, s.F16); err != nil {
+	opts := writeOptions{f16: s.F16, halfTokenTypes: s.HalfTokenTypes}
+	if err := writeGGUF(f, meta, ts, opts); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return err
