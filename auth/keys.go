@@ -154,44 +154,55 @@ func (k *Keys) Any() bool {
 
 var errStop = errors.New("stop")
 
-// Check authenticates key and authorises it for model ("" skips the model
-// check). Stored keys are found by id and compared in constant time.
-func (k *Keys) Check(key, model string) error {
+// Principal is an authenticated API key.
+type Principal struct {
+	ID     string   // empty for keys given at start
+	Models []string // empty: every model
+}
+
+// Allows reports whether the key may use model.
+func (p *Principal) Allows(model string) error {
+	if len(p.Models) > 0 && !slices.Contains(p.Models, model) {
+		return fmt.Errorf("%w %q", ErrForbidden, model)
+	}
+	return nil
+}
+
+// Authenticate checks key. Stored keys are found by id and their hashes
+// compared in constant time; keys given at start are compared the same way.
+func (k *Keys) Authenticate(key string) (*Principal, error) {
 	if key == "" {
 		if !k.Any() {
-			return ErrNoKeysYet
+			return nil, ErrNoKeysYet
 		}
-		return ErrNoKey
+		return nil, ErrNoKey
 	}
 	h := sha256.Sum256([]byte(key))
 	for _, s := range k.static {
 		if subtle.ConstantTimeCompare(h[:], s[:]) == 1 {
-			return nil
+			return &Principal{}, nil
 		}
 	}
 	m := keyPattern.FindStringSubmatch(key)
 	if m == nil {
-		return ErrMalformed
+		return nil, ErrMalformed
 	}
 	var rec APIKey
 	if err := k.st.Get("apikey/"+m[1], &rec); errors.Is(err, store.ErrNotFound) {
-		return ErrUnknown
+		return nil, ErrUnknown
 	} else if err != nil {
-		return fmt.Errorf("cannot check API key: %w", err)
+		return nil, fmt.Errorf("cannot check API key: %w", err)
 	}
 	want, err := hex.DecodeString(rec.Hash)
 	if err != nil || subtle.ConstantTimeCompare(h[:], want) != 1 {
-		return ErrUnknown
+		return nil, ErrUnknown
 	}
 	now := k.now()
 	if rec.Expires != nil && !now.Before(*rec.Expires) {
-		return ErrExpired
-	}
-	if model != "" && len(rec.Models) > 0 && !slices.Contains(rec.Models, model) {
-		return fmt.Errorf("%w %q", ErrForbidden, model)
+		return nil, ErrExpired
 	}
 	k.touch(rec.ID, now)
-	return nil
+	return &Principal{ID: rec.ID, Models: rec.Models}, nil
 }
 
 // touch records last use at most once a minute per key, so that a busy key

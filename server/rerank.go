@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/models"
 )
@@ -147,6 +148,22 @@ func documentText(raw json.RawMessage) (string, error) {
 }
 
 func (s *Server) handleRerank(ctx *fasthttp.RequestCtx) {
+	p := s.authenticateKey(ctx)
+	if p == nil {
+		return
+	}
+	s.rerank(ctx, p)
+}
+
+// handleAdminRerank is the playground's rerank, authorised by the session.
+func (s *Server) handleAdminRerank(ctx *fasthttp.RequestCtx) {
+	if !s.session(ctx, false) {
+		return
+	}
+	s.rerank(ctx, &auth.Principal{})
+}
+
+func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal) {
 	req, docs, err := decodeRerank(ctx.PostBody(), s.opts.MaxDocuments)
 	if err != nil {
 		var br *badRequest
@@ -158,6 +175,12 @@ func (s *Server) handleRerank(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	model, name, err := s.models.Resolve(req.Model)
+	if err == nil || errors.Is(err, models.ErrNotReady) {
+		if perr := p.Allows(name); perr != nil {
+			writeError(ctx, fasthttp.StatusForbidden, typePermission, perr.Error())
+			return
+		}
+	}
 	switch {
 	case errors.Is(err, models.ErrUnknown):
 		if req.Model == "" {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/models"
 )
 
@@ -24,6 +26,12 @@ type Options struct {
 	IdleTimeout    time.Duration
 	MaxHeaderBytes int
 	Logger         *slog.Logger
+
+	Keys           *auth.Keys   // API keys; nil or NoAuth: the rerank API is open
+	NoAuth         bool         // API-key checking off (explicit --no-auth)
+	Admin          *auth.Admin  // admin login for /api/*; nil: no admin API
+	TLS            bool         // served over HTTPS (cookies get Secure)
+	TrustedProxies []*net.IPNet // whose X-Forwarded-For/-Proto to believe
 }
 
 // Defaults.
@@ -69,6 +77,7 @@ type Server struct {
 	opts   Options
 	models *models.Manager
 	http   *fasthttp.Server
+	local  *fasthttp.Server
 	routes map[string]route
 }
 
@@ -86,6 +95,12 @@ func New(m *models.Manager, o Options) *Server {
 		"/rerank":    {fasthttp.MethodPost, s.handleRerank},
 		"/v1/models": {fasthttp.MethodGet, s.handleModels},
 		"/health":    {fasthttp.MethodGet, s.handleHealth},
+
+		"/api/login":    {fasthttp.MethodPost, s.handleLogin},
+		"/api/logout":   {fasthttp.MethodPost, s.handleLogout},
+		"/api/me":       {fasthttp.MethodGet, s.handleMe},
+		"/api/password": {fasthttp.MethodPost, s.handlePassword},
+		"/api/rerank":   {fasthttp.MethodPost, s.handleAdminRerank},
 	}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
@@ -115,6 +130,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	r, ok := s.routes[path]
 	switch {
+	case path == "/api/keys" || strings.HasPrefix(path, "/api/keys/"):
+		s.handleKeys(ctx)
 	case !ok:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("no route %s %s", ctx.Method(), path))
 	case string(ctx.Method()) != r.method:
@@ -149,8 +166,41 @@ func isTimeout(err error) bool {
 // Serve answers on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
+// ServeTLS answers HTTPS on ln with the given certificate and key files.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.http.ServeTLS(ln, certFile, keyFile)
+}
+
+// ServeLocal answers the key-management API on ln, a Unix socket in the data
+// directory whose file mode (0600) is the authorisation: `aimind keys` uses
+// it while a server holds the store.
+func (s *Server) ServeLocal(ln net.Listener) error {
+	local := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			p := string(ctx.Path())
+			if (p == "/api/keys" || strings.HasPrefix(p, "/api/keys/")) && s.opts.Keys != nil {
+				s.keysAPI(ctx)
+				return
+			}
+			writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "the local socket serves /api/keys only")
+		},
+		Name:               "aimind-local",
+		MaxRequestBodySize: 64 << 10,
+		ReadTimeout:        10 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		Logger:             fasthttpLogger{s.opts.Logger},
+	}
+	s.local = local
+	return local.Serve(ln)
+}
+
 // Shutdown stops accepting and waits for open requests.
-func (s *Server) Shutdown() error { return s.http.Shutdown() }
+func (s *Server) Shutdown() error {
+	if s.local != nil {
+		s.local.Shutdown()
+	}
+	return s.http.Shutdown()
+}
 
 func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})

@@ -50,6 +50,9 @@ func start(t *testing.T, o server.Options, paths map[string]string, prepare func
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.Keys == nil {
+		o.NoAuth = true
+	}
 	srv := server.New(mgr, o)
 	go srv.Serve(ln)
 	t.Cleanup(func() {

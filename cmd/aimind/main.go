@@ -19,6 +19,8 @@ func main() {
 		Commands: []*cli.Command{
 			serveCommand(),
 			benchCommand(),
+			keysCommand(),
+			adminCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -100,7 +100,7 @@ func TestStartupRefusesBadModels(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"serve", "--port", fmt.Sprint(freePort(t))}, tc.args...)
+			args := append([]string{"serve", "--port", fmt.Sprint(freePort(t)), "--data-dir", t.TempDir(), "--no-auth"}, tc.args...)
 			out, code := run(t, args...)
 			if code != 1 || !strings.Contains(out, tc.msg) {
 				t.Fatalf("exit %d, output lacks %q:\n%s", code, tc.msg, out)
@@ -118,7 +118,7 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	b := testutil.MustModel(t, other)
 	port := freePort(t)
 	cmd := exec.Command(binary, "serve", "--port", fmt.Sprint(port), "--model", a, "--model", b,
-		"--alias", "first", "--alias", "second", "--threads", "1")
+		"--alias", "first", "--alias", "second", "--threads", "1", "--data-dir", t.TempDir(), "--no-auth")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

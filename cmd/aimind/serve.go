@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,22 +15,30 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
+	"github.com/aimind/aimind/store"
 )
 
 // serveConfig is every serve flag, validated once.
 type serveConfig struct {
-	Models    []string
-	Aliases   []string
-	Host      string
-	Port      int
-	LogLevel  string
-	LogFormat string
-	Engine    engine.Options
-	Server    server.Options
+	DataDir           string
+	APIKeys           []string
+	NoAuth            bool
+	BootstrapPassword string
+	TLSCert, TLSKey   string
+	TrustedProxies    []string
+	Models            []string
+	Aliases           []string
+	Host              string
+	Port              int
+	LogLevel          string
+	LogFormat         string
+	Engine            engine.Options
+	Server            server.Options
 }
 
 func serveCommand() *cli.Command {
@@ -39,6 +48,13 @@ func serveCommand() *cli.Command {
 		Usage: "load reranker GGUFs and answer POST /v1/rerank",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file to serve (repeatable)", Required: true},
+			dataDirFlag(&cfg.DataDir),
+			&cli.StringSliceFlag{Name: "api-key", EnvVars: []string{"AIMIND_API_KEY"}, Usage: "accept this API key too (repeatable; never stored)"},
+			&cli.BoolFlag{Name: "no-auth", Usage: "turn API-key checking off for the rerank API (the admin login stays)", Destination: &cfg.NoAuth},
+			&cli.StringFlag{Name: "bootstrap-password", EnvVars: []string{"AIMIND_BOOTSTRAP_PASSWORD"}, Usage: "first admin password (default: random, written to <data-dir>/initial_admin_password)", Destination: &cfg.BootstrapPassword},
+			&cli.StringFlag{Name: "tls-cert-file", Destination: &cfg.TLSCert},
+			&cli.StringFlag{Name: "tls-key-file", Destination: &cfg.TLSKey},
+			&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-For/-Proto are believed (repeatable)"},
 			&cli.StringSliceFlag{Name: "alias", Usage: "served name of the n-th --model (repeatable)"},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Destination: &cfg.Host, EnvVars: []string{"AIMIND_HOST"}},
 			&cli.IntFlag{Name: "port", Value: 8080, Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
@@ -55,6 +71,8 @@ func serveCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			cfg.Models = c.StringSlice("model")
 			cfg.Aliases = c.StringSlice("alias")
+			cfg.APIKeys = c.StringSlice("api-key")
+			cfg.TrustedProxies = c.StringSlice("trusted-proxy")
 			if err := cfg.validate(); err != nil {
 				return err
 			}
@@ -72,6 +90,16 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Engine.BatchTokens < 1 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
 		return errors.New("--batch-tokens must be positive, --ctx at least 8 and --threads not negative")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert-file and --tls-key-file go together")
+	}
+	for _, p := range c.TrustedProxies {
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return fmt.Errorf("--trusted-proxy %q: %w", p, err)
+		}
+		c.Server.TrustedProxies = append(c.Server.TrustedProxies, n)
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -101,6 +129,26 @@ func serve(cfg serveConfig) error {
 	llama.Init(log)
 	log.Info("aimind starting", "version", version, "system", llama.SystemInfo())
 
+	st, err := store.Open(cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cfg.Server.Keys = auth.NewKeys(st, cfg.APIKeys)
+	cfg.Server.NoAuth = cfg.NoAuth
+	cfg.Server.Admin = auth.NewAdmin(st, cfg.DataDir)
+	cfg.Server.TLS = cfg.TLSCert != ""
+	if path, err := cfg.Server.Admin.Bootstrap(cfg.BootstrapPassword); err != nil {
+		return err
+	} else if path != "" {
+		log.Warn("admin account created with a random password; log in with it and change it", "password_file", path)
+	}
+	if cfg.NoAuth {
+		log.Warn("API-KEY CHECKING IS OFF (--no-auth): anyone who reaches this port can use the rerank API")
+	} else if !cfg.Server.Keys.Any() {
+		log.Warn("no API key exists yet: create one with `aimind keys create --name NAME` (or --api-key, or --no-auth)")
+	}
+
 	mgr := models.NewManager(cfg.Engine, log)
 	defer mgr.Close()
 	for i, path := range cfg.Models {
@@ -121,8 +169,22 @@ func serve(cfg serveConfig) error {
 	cfg.Server.Logger = log
 	srv := server.New(mgr, cfg.Server)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", "http://"+ln.Addr().String(), "models", strings.Join(cfg.Models, ","))
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+		go func() { served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	sock := filepath.Join(cfg.DataDir, localSocket)
+	os.Remove(sock) // a stale socket of a stopped server; the store lock proves none runs
+	if lln, err := listenLocal(sock); err != nil {
+		log.Warn("cannot open the local admin socket; `aimind keys` will not work while this server runs", "err", err)
+	} else {
+		defer os.Remove(sock)
+		go srv.ServeLocal(lln)
+	}
+	log.Info("listening", "addr", scheme+"://"+ln.Addr().String(), "models", strings.Join(cfg.Models, ","), "data_dir", cfg.DataDir)
 
 	loaded := make(chan error, 1)
 	go func() { loaded <- mgr.Wait() }()
