@@ -31,7 +31,7 @@ func writeError(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
 	body, _ := json.Marshal(struct {
 		Error apiError `json:"error"`
 	}{apiError{Message: msg, Type: typ, Code: status}})
-	ctx.Response.Reset()
+	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)

@@ -1,0 +1,242 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimind/aimind/store"
+)
+
+func openStore(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, dir
+}
+
+// grepDir reports whether any file under dir contains needle.
+func grepDir(t *testing.T, dir, needle string) bool {
+	t.Helper()
+	found := false
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(needle)) {
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+func TestKeyLifecycle(t *testing.T) {
+	st, dir := openStore(t)
+	k := NewKeys(st, nil)
+	if _, err := k.Authenticate(""); !errors.Is(err, ErrNoKeysYet) {
+		t.Fatalf("no keys yet: %v", err)
+	}
+	plain, rec, err := k.Create("ci", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(plain, "aimind_"+rec.ID+"_") || len(plain) != len("aimind_")+12+1+64 || rec.Prefix != "aimind_"+rec.ID+"_" {
+		t.Fatalf("key %q record %+v", plain, rec)
+	}
+	p, err := k.Authenticate(plain)
+	if err != nil || p.ID != rec.ID || p.Allows("any") != nil {
+		t.Fatalf("authenticate: %+v %v", p, err)
+	}
+	secret := plain[len(rec.Prefix):]
+	cases := []struct {
+		key  string
+		want error
+	}{
+		{"", ErrNoKey},
+		{"nonsense", ErrMalformed},
+		{"Bearer " + plain, ErrMalformed},
+		{plain + "0", ErrMalformed},
+		{"aimind_" + rec.ID + "_" + strings.Repeat("0", 64), ErrUnknown},
+		{"aimind_000000000000_" + secret, ErrUnknown},
+		{strings.ToUpper(plain), ErrMalformed},
+	}
+	for _, tc := range cases {
+		if _, err := k.Authenticate(tc.key); !errors.Is(err, tc.want) {
+			t.Errorf("key %q: err %v, want %v", tc.key, err, tc.want)
+		}
+	}
+	list, err := k.List()
+	if err != nil || len(list) != 1 || list[0].Hash != "" || list[0].Name != "ci" {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	// Neither the key nor its secret is stored anywhere in the data directory.
+	st.Close()
+	if grepDir(t, dir, secret) || grepDir(t, dir, plain) {
+		t.Fatal("the plaintext secret is in the data directory")
+	}
+	st2, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	k = NewKeys(st2, nil)
+	if _, err := k.Authenticate(plain); err != nil {
+		t.Fatalf("key lost across reopen: %v", err)
+	}
+	if err := k.Revoke(rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Authenticate(plain); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("revoked key: %v", err)
+	}
+	if err := k.Revoke(rec.ID); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("second revoke: %v", err)
+	}
+}
+
+func TestKeyExpiryAndModels(t *testing.T) {
+	st, _ := openStore(t)
+	k := NewKeys(st, nil)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	k.now = func() time.Time { return now }
+	plain, _, err := k.Create("short", time.Hour, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := k.Authenticate(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Allows("a") != nil || !errors.Is(p.Allows("c"), ErrForbidden) {
+		t.Fatal("model restriction not applied")
+	}
+	now = now.Add(time.Hour)
+	if _, err := k.Authenticate(plain); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired key: %v", err)
+	}
+	for _, bad := range []string{"", "x/y", strings.Repeat("n", 65)} {
+		if _, _, err := k.Create(bad, 0, nil); err == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+}
+
+func TestStaticKeys(t *testing.T) {
+	st, _ := openStore(t)
+	k := NewKeys(st, []string{"my-headless-key"})
+	if _, err := k.Authenticate("my-headless-key"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Authenticate(""); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("missing key with a static key configured: %v", err)
+	}
+	if _, err := k.Authenticate("my-headless-kez"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("near miss: %v", err)
+	}
+}
+
+func TestAdminLogin(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	path, err := a.Bootstrap("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("password file %v %v", info, err)
+	}
+	raw, _ := os.ReadFile(path)
+	initial := strings.TrimSpace(string(raw))
+	// A second start keeps the account.
+	if p, err := a.Bootstrap("ignored-password"); err != nil || p != "" {
+		t.Fatalf("second bootstrap: %q %v", p, err)
+	}
+	if _, _, err := a.Login("1.2.3.4", "wrong"); !errors.Is(err, ErrBadPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	id, mustChange, err := a.Login("1.2.3.4", initial)
+	if err != nil || !mustChange || len(id) != 64 {
+		t.Fatalf("login: %q %v %v", id, mustChange, err)
+	}
+	if mc, err := a.Session(id); err != nil || !mc {
+		t.Fatalf("session: %v %v", mc, err)
+	}
+	if err := a.ChangePassword(initial, "short"); !errors.Is(err, ErrWeakPassword) {
+		t.Fatalf("weak: %v", err)
+	}
+	if err := a.ChangePassword("wrong-current", "a-new-password"); !errors.Is(err, ErrBadPassword) {
+		t.Fatalf("wrong current: %v", err)
+	}
+	if err := a.ChangePassword(initial, "a-new-password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("initial password file left behind")
+	}
+	if mc, err := a.Session(id); err != nil || mc {
+		t.Fatalf("after change: %v %v", mc, err)
+	}
+	a.Logout(id)
+	if _, err := a.Session(id); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("after logout: %v", err)
+	}
+	// Sessions are stored hashed.
+	st.Close()
+	if grepDir(t, dir, id) || grepDir(t, dir, "a-new-password") {
+		t.Fatal("a session id or password is stored in plaintext")
+	}
+}
+
+func TestLoginRateLimit(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	a.Bootstrap("correct-horse")
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	for i := 0; i < MaxFailures; i++ {
+		if _, _, err := a.Login("9.9.9.9", "guess"); !errors.Is(err, ErrBadPassword) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	_, _, err := a.Login("9.9.9.9", "correct-horse")
+	var ra *RetryAfter
+	if !errors.As(err, &ra) || ra.Wait <= 0 || ra.Wait > FailureWindow {
+		t.Fatalf("after %d failures: %v", MaxFailures, err)
+	}
+	// Another address is not affected; the window passing lifts the block.
+	if _, _, err := a.Login("8.8.8.8", "correct-horse"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(FailureWindow)
+	if _, _, err := a.Login("9.9.9.9", "correct-horse"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
+
+func TestSessionExpires(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	a.Bootstrap("correct-horse")
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	id, _, err := a.Login("1.1.1.1", "correct-horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(SessionTTL)
+	if _, err := a.Session(id); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("expired session: %v", err)
+	}
+}
