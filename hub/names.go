@@ -92,7 +92,9 @@ func GGUFs(files []File) []File {
 			out = append(out, f)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) || (rank(out[i]) == rank(out[j]) && out[i].Path < out[j].Path) })
+	sort.Slice(out, func(i, j int) bool {
+		return rank(out[i]) < rank(out[j]) || (rank(out[i]) == rank(out[j]) && out[i].Path < out[j].Path)
+	})
 	return out
 }
 
