@@ -1,12 +1,15 @@
-// Package models keeps the set of served models: their names, files and
-// lifecycle (loading, running, failed), and hands the rerank path the loaded
-// engine for a name.
+// Package models keeps the served models: their records in the store, their
+// lifecycle (pending → downloading → loading → running, or error, or
+// stopped), where their files come from (a hub or a local path), and the
+// loaded engine the rerank path asks for by name.
 package models
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,7 +18,9 @@ import (
 	"time"
 
 	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/modelfile"
+	"github.com/aimind/aimind/store"
 )
 
 // State is where a model is in its lifecycle.
@@ -23,49 +28,90 @@ type State string
 
 // Model states.
 const (
-	StateLoading State = "loading"
-	StateRunning State = "running"
-	StateError   State = "error"
+	StatePending     State = "pending"
+	StateDownloading State = "downloading"
+	StateLoading     State = "loading"
+	StateRunning     State = "running"
+	StateError       State = "error"
+	StateStopped     State = "stopped"
 )
 
 // Sentinel errors.
 var (
-	ErrUnknown   = errors.New("model not found")
-	ErrNotReady  = errors.New("model is not ready")
-	ErrDuplicate = errors.New("two models share one name")
-	ErrBadName   = errors.New("invalid model name")
+	ErrUnknown     = errors.New("model not found")
+	ErrNotReady    = errors.New("model is not ready yet")     // 503: pending, downloading, loading
+	ErrUnavailable = errors.New("model is not running")       // 409: stopped or failed
+	ErrDuplicate   = errors.New("a model with this name exists")
+	ErrBadName     = errors.New("invalid model name")
+	ErrNoMemory    = errors.New("not enough memory")
 )
 
-// Entry is one served model.
-type Entry struct {
-	Name    string
-	Path    string
-	State   State
-	Err     string
-	Facts   *modelfile.Facts
-	Created time.Time
-	model   *engine.Model
+// Progress of a download.
+type Progress struct {
+	Done  int64   `json:"done"`
+	Total int64   `json:"total"`
+	Rate  float64 `json:"rate"` // bytes per second
+}
+
+// Record is what the store keeps of a model.
+type Record struct {
+	Name       string           `json:"name"`
+	Asked      Request          `json:"asked"` // what the deploy asked for
+	Source     hub.Source       `json:"source"`
+	Repo       string           `json:"repo,omitempty"`
+	File       string           `json:"file,omitempty"`
+	Quant      string           `json:"quant,omitempty"`
+	Revision   string           `json:"revision,omitempty"`
+	Commit     string           `json:"commit,omitempty"`
+	SHA256     string           `json:"sha256,omitempty"`
+	Size       int64            `json:"size,omitempty"`
+	Path       string           `json:"path,omitempty"`
+	Downloaded bool             `json:"downloaded,omitempty"` // aimind fetched the file
+	Status     State            `json:"status"`
+	Error      string           `json:"error,omitempty"`
+	Desired    State            `json:"desired"` // running or stopped
+	Progress   *Progress        `json:"progress,omitempty"`
+	Facts      *modelfile.Facts `json:"facts,omitempty"`
+	MemoryEst  int64            `json:"memory_estimate,omitempty"`
+	Created    time.Time        `json:"created"`
+	Updated    time.Time        `json:"updated"`
+}
+
+type entry struct {
+	rec    Record
+	model  *engine.Model
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the current worker ends
 }
 
 // Manager owns the served models.
 type Manager struct {
 	mu      sync.RWMutex
-	entries map[string]*Entry
+	entries map[string]*entry
+	st      *store.Store // nil: records live in memory only
+	hubs    map[hub.Source]hub.Hub
 	opts    engine.Options
 	log     *slog.Logger
 	wg      sync.WaitGroup
 
-	// Open loads a model file; engine.Open unless replaced before the first Add.
+	// Open loads a model file; engine.Open unless replaced before use.
 	Open func(path string, o engine.Options) (*engine.Model, error)
+	// MemoryBudget caps the estimated memory of loaded models (bytes); 0
+	// means the memory the system reports available at load time.
+	MemoryBudget int64
+	// FreeMemory reports available memory; reads /proc/meminfo by default.
+	FreeMemory func() (int64, error)
 }
 
-// NewManager returns an empty manager; models load with opts.
-func NewManager(opts engine.Options, log *slog.Logger) *Manager {
+// NewManager returns a manager; st may be nil (nothing persists), hubs may
+// be nil (local files only).
+func NewManager(opts engine.Options, st *store.Store, hubs map[hub.Source]hub.Hub, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
 	opts.Logger = log
-	return &Manager{entries: map[string]*Entry{}, opts: opts, log: log, Open: engine.Open}
+	return &Manager{entries: map[string]*entry{}, st: st, hubs: hubs, opts: opts, log: log,
+		Open: engine.Open, FreeMemory: memAvailable}
 }
 
 var quantSuffix = regexp.MustCompile(`(?i)[-._](f32|f16|fp16|bf16|q[2-8](_[0-9a-z]+)*|iq[1-4](_[a-z0-9]+)*|tq[12]_0|mxfp4)$`)
@@ -85,67 +131,477 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // ValidName reports whether name is usable in URLs and requests.
 func ValidName(name string) error {
-	if !validName.MatchString(name) {
+	if !validName.MatchString(name) || strings.Contains(name, "..") {
 		return fmt.Errorf("%w %q: use 1-128 letters, digits, '.', '_' or '-'", ErrBadName, name)
 	}
 	return nil
 }
 
-// Add checks the file in Go at once (a damaged or non-reranker file is an
-// error here) and loads it in the background; Wait reports the outcome.
-func (m *Manager) Add(name, path string) error {
-	if err := ValidName(name); err != nil {
-		return err
+// Request asks for a model: a local Path, or a hub Source with Repo and
+// optionally File, Quant and Revision.
+type Request struct {
+	Name     string     `json:"name"`
+	Source   hub.Source `json:"source"`
+	Repo     string     `json:"repo,omitempty"`
+	File     string     `json:"file,omitempty"`
+	Quant    string     `json:"quant,omitempty"`
+	Revision string     `json:"revision,omitempty"`
+	Path     string     `json:"path,omitempty"`
+}
+
+func (r *Request) normalise() error {
+	switch r.Source {
+	case hub.Local, "":
+		r.Source = hub.Local
+		if r.Path == "" {
+			return errors.New("a local model needs a path")
+		}
+		abs, err := filepath.Abs(r.Path)
+		if err != nil {
+			return err
+		}
+		r.Path = abs
+		if r.Name == "" {
+			r.Name = NameFromFile(r.Path)
+		}
+	case hub.HuggingFace, hub.ModelScope:
+		if err := hub.ValidRepo(r.Repo); err != nil {
+			return err
+		}
+		if r.File != "" {
+			if err := hub.ValidFile(r.File); err != nil {
+				return err
+			}
+		}
+		if r.Revision == "" {
+			r.Revision = "main"
+			if r.Source == hub.ModelScope {
+				r.Revision = "master"
+			}
+		}
+		if err := hub.ValidRevision(r.Revision); err != nil {
+			return err
+		}
+		if r.Name == "" {
+			r.Name = hub.Spec{Repo: r.Repo}.ServedName()
+		}
+	default:
+		return fmt.Errorf("unknown source %q (huggingface, modelscope or local)", r.Source)
 	}
-	facts, err := modelfile.Check(path)
-	if err != nil {
-		return err
+	return ValidName(r.Name)
+}
+
+// same reports whether an existing record serves what r asks for.
+func (r Request) same(rec Record) bool {
+	a := rec.Asked
+	return r.Source == a.Source && r.Path == a.Path && r.Repo == a.Repo && r.File == a.File &&
+		strings.EqualFold(r.Quant, a.Quant) && r.Revision == a.Revision
+}
+
+// Deploy records a model and starts getting it ready in the background. A
+// local file is checked at once. With replace, an existing record of the same
+// name that asks for something else is replaced; one that asks for the same
+// is started.
+func (m *Manager) Deploy(r Request, replace bool) (Record, error) {
+	if err := r.normalise(); err != nil {
+		return Record{}, fmt.Errorf("cannot deploy: %w", err)
+	}
+	var facts *modelfile.Facts
+	if r.Source == hub.Local {
+		f, err := modelfile.Check(r.Path)
+		if err != nil {
+			return Record{}, err
+		}
+		facts = f
+	} else if m.hubs[r.Source] == nil {
+		return Record{}, fmt.Errorf("cannot deploy from %s: no client configured", r.Source)
 	}
 	m.mu.Lock()
-	if _, ok := m.entries[name]; ok {
-		m.mu.Unlock()
-		return fmt.Errorf("%w %q: give each --model its own --alias", ErrDuplicate, name)
-	}
-	e := &Entry{Name: name, Path: path, State: StateLoading, Facts: facts, Created: time.Now()}
-	m.entries[name] = e
-	m.mu.Unlock()
-
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		start := time.Now()
-		model, err := m.Open(path, m.opts)
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if err != nil {
-			e.State, e.Err = StateError, err.Error()
-			m.log.Error("cannot load model", "model", name, "path", path, "err", err)
-			return
+	if e, ok := m.entries[r.Name]; ok {
+		if r.same(e.rec) {
+			m.mu.Unlock()
+			return m.Start(r.Name)
 		}
-		e.model, e.State = model, StateRunning
-		m.log.Info("model running", "model", name, "path", path, "architecture", facts.Architecture,
-			"file_type", facts.FileType, "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
-			"load_seconds", time.Since(start).Seconds())
-	}()
+		if !replace {
+			m.mu.Unlock()
+			return Record{}, fmt.Errorf("%w: %q (choose another name)", ErrDuplicate, r.Name)
+		}
+		m.mu.Unlock()
+		if err := m.Delete(r.Name, false); err != nil {
+			return Record{}, err
+		}
+		m.mu.Lock()
+	}
+	now := time.Now().UTC()
+	rec := Record{Name: r.Name, Asked: r, Source: r.Source, Repo: r.Repo, File: r.File, Quant: r.Quant, Revision: r.Revision,
+		Path: r.Path, Status: StatePending, Desired: StateRunning, Facts: facts, Created: now, Updated: now}
+	if r.Source == hub.Local {
+		if st, err := os.Stat(r.Path); err == nil {
+			rec.Size = st.Size()
+		}
+	}
+	e := &entry{rec: rec}
+	m.entries[r.Name] = e
+	m.persist(e)
+	m.launch(e)
+	snapshot := e.rec
+	m.mu.Unlock()
+	return snapshot, nil
+}
+
+// Restore reads the stored records and starts every model that was running,
+// from local files when they are complete (no network), resuming downloads
+// that were cut.
+func (m *Manager) Restore() error {
+	if m.st == nil {
+		return nil
+	}
+	var recs []Record
+	err := m.st.View(func(tx *store.Tx) error {
+		return tx.Each("model/", func(_ string, decode func(any) error) error {
+			var r Record
+			if err := decode(&r); err != nil {
+				return err
+			}
+			recs = append(recs, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("cannot read model records: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range recs {
+		if _, ok := m.entries[r.Name]; ok {
+			continue
+		}
+		e := &entry{rec: r}
+		m.entries[r.Name] = e
+		if r.Desired == StateRunning {
+			e.rec.Status, e.rec.Error = StatePending, ""
+			m.launch(e)
+		} else {
+			e.rec.Status = StateStopped
+		}
+	}
 	return nil
 }
 
-// Wait blocks until every started load has finished and returns the first
-// load error.
-func (m *Manager) Wait() error {
-	m.wg.Wait()
+// launch starts the worker that brings e to running. Holds m.mu.
+func (m *Manager) launch(e *entry) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.done = make(chan struct{})
+	m.wg.Add(1)
+	go func(done chan struct{}) {
+		defer m.wg.Done()
+		defer close(done)
+		m.bringUp(ctx, e)
+	}(e.done)
+}
+
+func (m *Manager) set(e *entry, f func(r *Record)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(&e.rec)
+	e.rec.Updated = time.Now().UTC()
+	m.persist(e)
+}
+
+// persist writes the record (one synced transaction). Holds m.mu.
+func (m *Manager) persist(e *entry) {
+	if m.st == nil {
+		return
+	}
+	rec := e.rec
+	rec.Progress = nil
+	if err := m.st.Put("model/"+rec.Name, rec); err != nil {
+		m.log.Error("cannot store model record", "model", rec.Name, "err", err)
+	}
+}
+
+func (m *Manager) fail(e *entry, err error) {
+	m.log.Error("model failed", "model", e.rec.Name, "err", err)
+	m.set(e, func(r *Record) { r.Status, r.Error, r.Progress = StateError, err.Error(), nil })
+}
+
+func (m *Manager) bringUp(ctx context.Context, e *entry) {
+	m.mu.RLock()
+	rec := e.rec
+	m.mu.RUnlock()
+	path := rec.Path
+	if rec.Source != hub.Local {
+		p, err := m.fetch(ctx, e, rec)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.fail(e, err)
+			}
+			return
+		}
+		path = p
+	}
+	m.set(e, func(r *Record) { r.Status, r.Error, r.Path = StateLoading, "", path })
+	facts, err := modelfile.Check(path)
+	if err != nil {
+		m.fail(e, err)
+		return
+	}
+	est := Estimate(facts, m.opts)
+	m.mu.Lock()
+	e.rec.Facts, e.rec.MemoryEst = facts, est
+	inUse := int64(0)
+	for _, o := range m.entries {
+		if o != e && o.model != nil {
+			inUse += o.rec.MemoryEst
+		}
+	}
+	m.mu.Unlock()
+	if err := m.checkMemory(est, inUse); err != nil {
+		m.fail(e, fmt.Errorf("cannot load %q: %w", rec.Name, err))
+		return
+	}
+	start := time.Now()
+	model, err := m.Open(path, m.opts)
+	if err != nil {
+		m.fail(e, err)
+		return
+	}
+	if ctx.Err() != nil { // stopped or deleted while loading
+		model.Close()
+		return
+	}
+	m.mu.Lock()
+	e.model = model
+	e.rec.Status, e.rec.Error, e.rec.Progress = StateRunning, "", nil
+	e.rec.Updated = time.Now().UTC()
+	m.persist(e)
+	m.mu.Unlock()
+	m.log.Info("model running", "model", rec.Name, "path", path, "architecture", facts.Architecture,
+		"file_type", facts.FileType, "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
+		"memory_estimate_mib", est>>20, "load_seconds", time.Since(start).Seconds())
+}
+
+func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, error) {
+	h := m.hubs[rec.Source]
+	if h == nil {
+		return "", fmt.Errorf("no %s client configured", rec.Source)
+	}
+	// A complete file from an earlier run (or another tool) needs no network.
+	if rec.Commit != "" && rec.File != "" {
+		if p, ok := h.Cached(rec.Repo, rec.Commit, rec.File); ok {
+			return p, nil
+		}
+	}
+	m.set(e, func(r *Record) { r.Status, r.Error = StateDownloading, "" })
+	l, err := h.List(ctx, rec.Repo, rec.Revision)
+	if err != nil {
+		return "", err
+	}
+	f, err := hub.Pick(l.Files, rec.File, rec.Quant)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", rec.Repo, err)
+	}
+	if rec.File == "" {
+		m.log.Info("picked a file", "model", rec.Name, "repo", rec.Repo, "file", f.Path, "quant", f.Quant)
+	}
+	m.set(e, func(r *Record) {
+		r.File, r.Commit, r.SHA256, r.Size, r.Quant = f.Path, l.Commit, f.SHA256, f.Size, f.Quant
+		r.Progress = &Progress{Total: f.Size}
+	})
+	path, err := h.Download(ctx, l, f, rec.Revision, func(p hub.Progress) {
+		m.mu.Lock()
+		e.rec.Progress = &Progress{Done: p.Done, Total: p.Total, Rate: p.Rate}
+		m.mu.Unlock()
+	})
+	if err != nil {
+		return "", err
+	}
+	m.set(e, func(r *Record) { r.Downloaded = true; r.Progress = nil })
+	return path, nil
+}
+
+func (m *Manager) checkMemory(est, inUse int64) error {
+	if m.MemoryBudget > 0 {
+		if free := m.MemoryBudget - inUse; est > free {
+			return fmt.Errorf("%w: it needs about %d MiB, %d MiB of the --memory-budget of %d MiB is free",
+				ErrNoMemory, est>>20, max(free, 0)>>20, m.MemoryBudget>>20)
+		}
+		return nil
+	}
+	free, err := m.FreeMemory()
+	if err != nil {
+		return nil // cannot tell: let llama.cpp try
+	}
+	if est > free {
+		return fmt.Errorf("%w: it needs about %d MiB, %d MiB are available", ErrNoMemory, est>>20, free>>20)
+	}
+	return nil
+}
+
+// Estimate is the memory a model takes once loaded: its weights (the file,
+// mapped) plus the encoder's working memory for the largest call.
+func Estimate(f *modelfile.Facts, o engine.Options) int64 {
+	tokens := int64(max(o.BatchTokens, o.Ctx, engine.DefaultBatchTokens, engine.DefaultCtx))
+	e, ff, h := int64(f.Embedding), int64(f.FeedForward), int64(f.Heads)
+	work := tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
+	return f.SizeBytes + work + 32<<20
+}
+
+func memAvailable() (int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "MemAvailable:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimPrefix(line, "MemAvailable:"), "%d", &kb)
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no MemAvailable in /proc/meminfo")
+}
+
+// halt cancels the worker, waits for it and frees the engine. The caller
+// holds no lock.
+func (m *Manager) halt(e *entry) {
+	m.mu.Lock()
+	cancel, done := e.cancel, e.done
+	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	m.mu.Lock()
+	model := e.model
+	e.model, e.cancel, e.done = nil, nil, nil
+	m.mu.Unlock()
+	if model != nil {
+		model.Close() // waits for in-flight calls, frees the llama.cpp memory
+	}
+}
+
+func (m *Manager) entry(name string) (*entry, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, e := range m.sorted() {
-		if e.State == StateError {
-			return fmt.Errorf("cannot load model %q: %s", e.Name, e.Err)
+	e, ok := m.entries[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknown, name)
+	}
+	return e, nil
+}
+
+// working reports whether e's worker is still running. Holds m.mu.
+func working(e *entry) bool {
+	if e.done == nil {
+		return false
+	}
+	select {
+	case <-e.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop frees a model's memory and keeps its record (stopped).
+func (m *Manager) Stop(name string) (Record, error) {
+	e, err := m.entry(name)
+	if err != nil {
+		return Record{}, err
+	}
+	m.halt(e)
+	m.set(e, func(r *Record) { r.Status, r.Desired, r.Progress = StateStopped, StateStopped, nil })
+	return m.Get(name)
+}
+
+// Start brings a stopped or failed model up again.
+func (m *Manager) Start(name string) (Record, error) {
+	e, err := m.entry(name)
+	if err != nil {
+		return Record{}, err
+	}
+	m.mu.Lock()
+	if e.model != nil || working(e) { // already starting or running
+		rec := e.rec
+		m.mu.Unlock()
+		return rec, nil
+	}
+	e.rec.Status, e.rec.Desired, e.rec.Error = StatePending, StateRunning, ""
+	m.persist(e)
+	m.launch(e)
+	rec := e.rec
+	m.mu.Unlock()
+	return rec, nil
+}
+
+// Delete stops a model and removes its record; with removeFiles, a file
+// aimind downloaded is removed too (local files never are).
+func (m *Manager) Delete(name string, removeFiles bool) error {
+	e, err := m.entry(name)
+	if err != nil {
+		return err
+	}
+	m.halt(e)
+	m.mu.Lock()
+	delete(m.entries, name)
+	rec := e.rec
+	m.mu.Unlock()
+	if m.st != nil {
+		if err := m.st.Update(func(tx *store.Tx) error { return tx.Delete("model/" + name) }); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("cannot delete model record %q: %w", name, err)
 		}
+	}
+	if removeFiles && rec.Downloaded && rec.Path != "" {
+		removeCached(rec.Path)
+	}
+	return nil
+}
+
+// removeCached removes a snapshot link and the blob it points to.
+func removeCached(snapshot string) {
+	if target, err := filepath.EvalSymlinks(snapshot); err == nil && target != snapshot {
+		os.Remove(target)
+	}
+	os.Remove(snapshot)
+}
+
+// Get returns one record.
+func (m *Manager) Get(name string) (Record, error) {
+	e, err := m.entry(name)
+	if err != nil {
+		return Record{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return e.rec, nil
+}
+
+// List returns the records sorted by name.
+func (m *Manager) List() []Record {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]Record, 0, len(m.entries))
+	for _, e := range m.entries {
+		out = append(out, e.rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Engine returns the loaded engine of a running model (for reporting).
+func (m *Manager) Engine(name string) *engine.Model {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if e, ok := m.entries[name]; ok {
+		return e.model
 	}
 	return nil
 }
 
 // Resolve returns the running engine for name. An empty name picks the only
-// model when exactly one is served.
+// model when exactly one is recorded.
 func (m *Manager) Resolve(name string) (*engine.Model, string, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -161,50 +617,70 @@ func (m *Manager) Resolve(name string) (*engine.Model, string, error) {
 	if !ok {
 		return nil, name, fmt.Errorf("%w: %q", ErrUnknown, name)
 	}
-	if e.State != StateRunning {
-		msg := fmt.Sprintf("%q is %s", name, e.State)
-		if e.Err != "" {
-			msg += ": " + e.Err
+	switch {
+	case e.model != nil && e.rec.Status == StateRunning:
+		return e.model, name, nil
+	case e.rec.Status == StateStopped || e.rec.Status == StateError:
+		msg := fmt.Sprintf("model %q is %s", name, e.rec.Status)
+		if e.rec.Error != "" {
+			msg += ": " + e.rec.Error
+		}
+		return nil, name, fmt.Errorf("%w: %s", ErrUnavailable, msg)
+	default:
+		msg := fmt.Sprintf("model %q is %s", name, e.rec.Status)
+		if p := e.rec.Progress; p != nil && p.Total > 0 {
+			msg += fmt.Sprintf(" (%d%%)", p.Done*100/p.Total)
 		}
 		return nil, name, fmt.Errorf("%w: %s", ErrNotReady, msg)
 	}
-	return e.model, name, nil
 }
 
-// List returns a snapshot of the entries sorted by name.
-func (m *Manager) List() []Entry {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var out []Entry
-	for _, e := range m.sorted() {
-		out = append(out, *e)
+// WaitFor blocks until each named model is running or failed, or ctx ends,
+// and returns the first failure.
+func (m *Manager) WaitFor(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		for {
+			rec, err := m.Get(n)
+			if err != nil {
+				return err
+			}
+			if rec.Status == StateRunning {
+				break
+			}
+			if rec.Status == StateError {
+				return fmt.Errorf("cannot serve model %q: %s", n, rec.Error)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
-	return out
+	return nil
 }
 
-// Model returns the engine of a running entry (for reporting).
-func (e Entry) Model() *engine.Model { return e.model }
-
-func (m *Manager) sorted() []*Entry {
-	es := make([]*Entry, 0, len(m.entries))
+// Close stops every worker and frees every model; records stay as they are.
+func (m *Manager) Close() error {
+	m.mu.RLock()
+	es := make([]*entry, 0, len(m.entries))
 	for _, e := range m.entries {
 		es = append(es, e)
 	}
-	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
-	return es
-}
-
-// Close waits for loads and frees every model.
-func (m *Manager) Close() error {
-	m.wg.Wait()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, e := range m.entries {
-		if e.model != nil {
-			e.model.Close()
-			e.model = nil
+	m.mu.RUnlock()
+	for _, e := range es {
+		m.mu.Lock()
+		cancel, done, model := e.cancel, e.done, e.model
+		e.model = nil
+		m.mu.Unlock()
+		if cancel != nil {
+			cancel()
+			<-done
+		}
+		if model != nil {
+			model.Close()
 		}
 	}
-	m.entries = map[string]*Entry{}
+	m.wg.Wait()
 	return nil
 }

@@ -36,9 +36,7 @@ func startWithAuth(t *testing.T) *authServer {
 	s := start(t, server.Options{Keys: keys, Admin: admin}, map[string]string{
 		"tiny": testutil.MustModel(t, synth.Tiny()), "other": testutil.MustModel(t, shapesSlow),
 	}, nil)
-	if err := s.mgr.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	s.wait(t, "tiny", "other")
 	return &authServer{testServer: s, keys: keys, admin: admin}
 }
 

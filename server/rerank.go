@@ -190,7 +190,11 @@ func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal) {
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("model %q is not served; GET /v1/models lists the models", req.Model))
 		return
 	case errors.Is(err, models.ErrNotReady):
+		ctx.Response.Header.Set("Retry-After", "5")
 		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, err.Error())
+		return
+	case errors.Is(err, models.ErrUnavailable):
+		writeError(ctx, fasthttp.StatusConflict, typeUnavailable, err.Error()+"; start it with POST /api/models/"+name+"/start")
 		return
 	case err != nil:
 		writeError(ctx, fasthttp.StatusInternalServerError, typeServer, err.Error())
@@ -207,6 +211,9 @@ func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal) {
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable,
 			fmt.Sprintf("model %q did not answer within %s", name, s.opts.RequestTimeout))
+		return
+	case errors.Is(err, engine.ErrClosed):
+		writeError(ctx, fasthttp.StatusConflict, typeUnavailable, fmt.Sprintf("model %q was stopped while answering", name))
 		return
 	case errors.Is(err, engine.ErrNonFinite):
 		writeError(ctx, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q produced a non-finite score", name))

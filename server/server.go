@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aimind/aimind/auth"
+	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/models"
 )
 
@@ -27,7 +28,8 @@ type Options struct {
 	MaxHeaderBytes int
 	Logger         *slog.Logger
 
-	Keys           *auth.Keys   // API keys; nil or NoAuth: the rerank API is open
+	Hubs           map[hub.Source]hub.Hub // for /api/hub search and file lists
+	Keys           *auth.Keys             // API keys; nil or NoAuth: the rerank API is open
 	NoAuth         bool         // API-key checking off (explicit --no-auth)
 	Admin          *auth.Admin  // admin login for /api/*; nil: no admin API
 	TLS            bool         // served over HTTPS (cookies get Secure)
@@ -132,6 +134,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/api/keys" || strings.HasPrefix(path, "/api/keys/"):
 		s.handleKeys(ctx)
+	case path == "/api/models" || strings.HasPrefix(path, "/api/models/"):
+		s.handleModelsAPI(ctx)
+	case strings.HasPrefix(path, "/api/hub/"):
+		s.handleHub(ctx)
 	case !ok:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("no route %s %s", ctx.Method(), path))
 	case string(ctx.Method()) != r.method:
@@ -207,38 +213,49 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 }
 
 type modelCard struct {
-	ID            string   `json:"id"`
-	Object        string   `json:"object"`
-	Created       int64    `json:"created"`
-	OwnedBy       string   `json:"owned_by"`
-	Status        string   `json:"status"`
-	Error         string   `json:"error,omitempty"`
-	Architecture  string   `json:"architecture,omitempty"`
-	FileType      string   `json:"file_type,omitempty"`
-	ContextLength int      `json:"context_length,omitempty"`
-	MaxPairTokens int      `json:"max_pair_tokens,omitempty"`
-	PairLayout    string   `json:"pair_layout,omitempty"`
-	Score         string   `json:"score"`
-	Warnings      []string `json:"warnings,omitempty"`
+	ID            string           `json:"id"`
+	Object        string           `json:"object"`
+	Created       int64            `json:"created"`
+	OwnedBy       string           `json:"owned_by"`
+	Status        string           `json:"status"`
+	Error         string           `json:"error,omitempty"`
+	Source        string           `json:"source"`
+	Repo          string           `json:"repo,omitempty"`
+	File          string           `json:"file,omitempty"`
+	Architecture  string           `json:"architecture,omitempty"`
+	FileType      string           `json:"file_type,omitempty"`
+	ContextLength int              `json:"context_length,omitempty"`
+	MaxPairTokens int              `json:"max_pair_tokens,omitempty"`
+	PairLayout    string           `json:"pair_layout,omitempty"`
+	Progress      *models.Progress `json:"progress,omitempty"`
+	Score         string           `json:"score"`
+	Warnings      []string         `json:"warnings,omitempty"`
+}
+
+// ScoreMeaning is what /v1/models says a score is.
+const ScoreMeaning = "raw logit of the cross-encoder's classification head (higher is more relevant); \"normalize\": true returns sigmoid(logit) in [0, 1]"
+
+func (s *Server) card(r models.Record) modelCard {
+	c := modelCard{
+		ID: r.Name, Object: "model", Created: r.Created.Unix(), OwnedBy: "aimind",
+		Status: string(r.Status), Error: r.Error, Source: string(r.Source), Repo: r.Repo, File: r.File,
+		Progress: r.Progress, Score: ScoreMeaning,
+	}
+	if f := r.Facts; f != nil {
+		c.Architecture, c.FileType, c.ContextLength, c.Warnings = f.Architecture, f.FileType, f.ContextLength, f.Warnings
+	}
+	if m := s.models.Engine(r.Name); m != nil {
+		c.MaxPairTokens = m.MaxPairTokens()
+		c.PairLayout = string(m.Layout().Kind)
+	}
+	return c
 }
 
 func (s *Server) handleModels(ctx *fasthttp.RequestCtx) {
 	list := s.models.List()
 	cards := make([]modelCard, 0, len(list))
-	for _, e := range list {
-		c := modelCard{
-			ID: e.Name, Object: "model", Created: e.Created.Unix(), OwnedBy: "aimind",
-			Status: string(e.State), Error: e.Err,
-			Score: "raw logit of the cross-encoder's classification head (higher is more relevant); \"normalize\": true returns sigmoid(logit) in [0, 1]",
-		}
-		if f := e.Facts; f != nil {
-			c.Architecture, c.FileType, c.ContextLength, c.Warnings = f.Architecture, f.FileType, f.ContextLength, f.Warnings
-		}
-		if m := e.Model(); m != nil {
-			c.MaxPairTokens = m.MaxPairTokens()
-			c.PairLayout = string(m.Layout().Kind)
-		}
-		cards = append(cards, c)
+	for _, r := range list {
+		cards = append(cards, s.card(r))
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"object": "list", "data": cards})
 }

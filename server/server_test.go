@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,12 +38,12 @@ type testServer struct {
 // start serves the given name→path models on a loopback port.
 func start(t *testing.T, o server.Options, paths map[string]string, prepare func(*models.Manager)) *testServer {
 	t.Helper()
-	mgr := models.NewManager(engine.Options{Threads: 2, FlashAttn: true}, nil)
+	mgr := models.NewManager(engine.Options{Threads: 2, FlashAttn: true}, nil, nil, nil)
 	if prepare != nil {
 		prepare(mgr)
 	}
 	for name, p := range paths {
-		if err := mgr.Add(name, p); err != nil {
+		if _, err := mgr.Deploy(models.Request{Name: name, Path: p}, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,6 +61,16 @@ func start(t *testing.T, o server.Options, paths map[string]string, prepare func
 		mgr.Close()
 	})
 	return &testServer{url: "http://" + ln.Addr().String(), mgr: mgr}
+}
+
+// wait blocks until the named models run.
+func (s *testServer) wait(t *testing.T, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.mgr.WaitFor(ctx, names...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *testServer) do(t *testing.T, method, path, body string) (int, []byte, http.Header) {
@@ -106,9 +117,7 @@ const guideBody = `{"model": "bge-reranker-v2-m3", "query": "什么是熊猫？"
 func TestGuideRequest(t *testing.T) {
 	path := testutil.MustModel(t, synth.Tiny())
 	s := start(t, server.Options{}, map[string]string{"bge-reranker-v2-m3": path}, nil)
-	if err := s.mgr.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	s.wait(t, "bge-reranker-v2-m3")
 	code, body, hdr := s.do(t, "POST", "/v1/rerank", guideBody)
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
 		t.Fatalf("status %d %s: %s", code, hdr.Get("Content-Type"), body)
@@ -189,7 +198,7 @@ func rerank(t *testing.T, s *testServer, body string) answer {
 
 func TestRerankOptions(t *testing.T) {
 	s := start(t, server.Options{}, map[string]string{"tiny": testutil.MustModel(t, synth.Tiny())}, nil)
-	s.mgr.Wait()
+	s.wait(t, "tiny")
 	docs := `["the panda eats bamboo", "", {"text": "a black bear in the forest"}, "fish in the river"]`
 	all := rerank(t, s, `{"model":"tiny","query":"what does a panda eat","documents":`+docs+`}`)
 	if len(all.Results) != 4 {
@@ -251,12 +260,7 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	defer close(loading)
-	for {
-		if _, _, err := s.mgr.Resolve("tiny"); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.wait(t, "tiny")
 	big := `{"model":"tiny","query":"q","documents":["` + strings.Repeat("x", 70<<10) + `"]}`
 	cases := []struct {
 		name, method, path, body string
@@ -314,7 +318,7 @@ var shapesSlow = synth.Spec{Layers: 1, Hidden: 32, Heads: 2, FFN: 64, Positions:
 
 func TestModelsAndHealth(t *testing.T) {
 	s := start(t, server.Options{}, map[string]string{"tiny": testutil.MustModel(t, synth.Tiny())}, nil)
-	s.mgr.Wait()
+	s.wait(t, "tiny")
 	code, body, _ := s.do(t, "GET", "/health", "")
 	if code != 200 || !strings.Contains(string(body), "ok") {
 		t.Fatalf("/health %d %s", code, body)
@@ -340,7 +344,7 @@ func TestModelsAndHealth(t *testing.T) {
 // answers.
 func TestConcurrentClients(t *testing.T) {
 	s := start(t, server.Options{}, map[string]string{"tiny": testutil.MustModel(t, synth.Tiny())}, nil)
-	s.mgr.Wait()
+	s.wait(t, "tiny")
 	docs := make([]string, 20)
 	for i := range docs {
 		docs[i] = synth.Text(uint64(i+1), 30)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aimind/aimind/hub/hubtest"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
 )
@@ -270,5 +271,75 @@ func TestHTTPS(t *testing.T) {
 	}
 	if !secure {
 		t.Fatalf("session cookie over HTTPS is not Secure: %v", resp.Header["Set-Cookie"])
+	}
+}
+
+// TestServeFromHub: `aimind serve --model owner/repo` downloads from the hub
+// (a fake one, through HF_ENDPOINT), prints progress, serves; a second start
+// works with the hub gone.
+func TestServeFromHub(t *testing.T) {
+	model, _ := os.ReadFile(testutil.MustModel(t, synth.Tiny()))
+	fake := hubtest.New(&hubtest.Repo{ID: "gpustack/bge-reranker-v2-m3-GGUF", Files: map[string][]byte{
+		"bge-reranker-v2-m3-Q8_0.gguf": model, "bge-reranker-v2-m3-Q4_K_M.gguf": []byte("not this one"),
+	}})
+	fake.Delay = 300 * time.Millisecond // two 64 KiB chunks: long enough to be seen downloading
+	dir, cache := t.TempDir(), t.TempDir()
+	run := func(endpoint string) (*exec.Cmd, *syncBuffer, string) {
+		port := freePort(t)
+		cmd := exec.Command(binary, "serve", "--port", fmt.Sprint(port), "--data-dir", dir, "--no-auth", "--threads", "1",
+			"--model", "gpustack/bge-reranker-v2-m3-GGUF")
+		cmd.Env = append(os.Environ(), "HF_ENDPOINT="+endpoint, "HF_HUB_CACHE="+cache, "HF_TOKEN=hf_test_token")
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, out, fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	cmd, out, url := run(fake.URL)
+	saw503 := false
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, body := 0, ""
+		if resp, err := http.Post(url+"/v1/rerank", "application/json", strings.NewReader(`{"model":"bge-reranker-v2-m3","query":"q","documents":["a"]}`)); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body = resp.StatusCode, string(b)
+		}
+		if code == 503 && strings.Contains(body, "download") {
+			saw503 = true
+		}
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never served: %d %s\n%s", code, body, out.String())
+		}
+	}
+	if !saw503 {
+		t.Error("no 503 naming the download while it ran")
+	}
+	if !strings.Contains(out.String(), "downloading bge-reranker-v2-m3-Q8_0.gguf") || !strings.Contains(out.String(), "picked a file") {
+		t.Errorf("no progress lines:\n%s", out.String())
+	}
+	if fake.Count("cdn-auth") != 0 {
+		t.Error("HF_TOKEN crossed the redirect to the CDN host")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	fake.Close()
+
+	// Offline second start: same data dir and cache, the hub gone.
+	_, out, url = run("http://127.0.0.1:1")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Post(url+"/v1/rerank", "application/json", strings.NewReader(`{"query":"q","documents":["a"]}`)); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offline restart never served:\n%s", out.String())
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
@@ -31,6 +33,7 @@ type serveConfig struct {
 	BootstrapPassword string
 	TLSCert, TLSKey   string
 	TrustedProxies    []string
+	MemoryBudget      int64
 	Models            []string
 	Aliases           []string
 	Host              string
@@ -47,7 +50,8 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "load reranker GGUFs and answer POST /v1/rerank",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file to serve (repeatable)", Required: true},
+			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file, or hub repo ([hf:|modelscope:]owner/name[:QUANT] or owner/name/file.gguf) to serve (repeatable)"},
+			&cli.Int64Flag{Name: "memory-budget", Usage: "bytes the loaded models may take (default: what the system reports available)"},
 			dataDirFlag(&cfg.DataDir),
 			&cli.StringSliceFlag{Name: "api-key", EnvVars: []string{"AIMIND_API_KEY"}, Usage: "accept this API key too (repeatable; never stored)"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "turn API-key checking off for the rerank API (the admin login stays)", Destination: &cfg.NoAuth},
@@ -73,6 +77,7 @@ func serveCommand() *cli.Command {
 			cfg.Aliases = c.StringSlice("alias")
 			cfg.APIKeys = c.StringSlice("api-key")
 			cfg.TrustedProxies = c.StringSlice("trusted-proxy")
+			cfg.MemoryBudget = c.Int64("memory-budget")
 			if err := cfg.validate(); err != nil {
 				return err
 			}
@@ -149,16 +154,33 @@ func serve(cfg serveConfig) error {
 		log.Warn("no API key exists yet: create one with `aimind keys create --name NAME` (or --api-key, or --no-auth)")
 	}
 
-	mgr := models.NewManager(cfg.Engine, log)
+	hubs, err := newHubs()
+	if err != nil {
+		return err
+	}
+	cfg.Server.Hubs = hubs
+	mgr := models.NewManager(cfg.Engine, st, hubs, log)
+	mgr.MemoryBudget = cfg.MemoryBudget
 	defer mgr.Close()
-	for i, path := range cfg.Models {
-		name := models.NameFromFile(path)
-		if i < len(cfg.Aliases) {
-			name = cfg.Aliases[i]
-		}
-		if err := mgr.Add(name, path); err != nil {
+	requests, err := modelRequests(cfg.Models, cfg.Aliases)
+	if err != nil {
+		return err
+	}
+	// Stored models first, so that a --model naming one of them reuses its
+	// files (no network) instead of deploying it anew.
+	if err := mgr.Restore(); err != nil {
+		return err
+	}
+	var names []string
+	for _, r := range requests {
+		rec, err := mgr.Deploy(r, true)
+		if err != nil {
 			return err
 		}
+		names = append(names, rec.Name)
+	}
+	if len(mgr.List()) == 0 {
+		log.Warn("no models yet: give --model, or deploy one on the web UI or with POST /api/models")
 	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
@@ -187,7 +209,10 @@ func serve(cfg serveConfig) error {
 	log.Info("listening", "addr", scheme+"://"+ln.Addr().String(), "models", strings.Join(cfg.Models, ","), "data_dir", cfg.DataDir)
 
 	loaded := make(chan error, 1)
-	go func() { loaded <- mgr.Wait() }()
+	waitCtx, stopWaiting := context.WithCancel(context.Background())
+	defer stopWaiting()
+	go showProgress(waitCtx, mgr, names)
+	go func() { loaded <- mgr.WaitFor(waitCtx, names...) }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -215,4 +240,100 @@ func serve(cfg serveConfig) error {
 		log.Warn("shutdown timed out; closing with requests open")
 	}
 	return runErr
+}
+
+// newHubs configures the hub clients from the environment: HF_ENDPOINT,
+// HF_TOKEN, HF_HUB_CACHE/HF_HOME; MODELSCOPE_DOMAIN, MODELSCOPE_API_TOKEN,
+// MODELSCOPE_CACHE.
+func newHubs() (map[hub.Source]hub.Hub, error) {
+	endpoint := os.Getenv("HF_ENDPOINT")
+	if endpoint == "" {
+		endpoint = hub.DefaultHFEndpoint
+	}
+	hf, err := hub.NewHuggingFace(endpoint, hub.HFToken(), hub.HFCacheDir(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("HF_ENDPOINT: %w", err)
+	}
+	msCache := os.Getenv("MODELSCOPE_CACHE")
+	if msCache == "" {
+		home, _ := os.UserHomeDir()
+		msCache = filepath.Join(home, ".cache", "modelscope", "hub")
+	}
+	ms, err := hub.NewModelScope(hub.ModelScopeEndpoint(), os.Getenv("MODELSCOPE_API_TOKEN"), msCache, nil)
+	if err != nil {
+		return nil, fmt.Errorf("MODELSCOPE_DOMAIN: %w", err)
+	}
+	return map[hub.Source]hub.Hub{hub.HuggingFace: hf, hub.ModelScope: ms}, nil
+}
+
+// modelRequests reads the --model values: an existing file (or a name ending
+// in .gguf) is local, anything else a hub repo. The n-th --alias names the
+// n-th model; two models with one name are refused.
+func modelRequests(specs, aliases []string) ([]models.Request, error) {
+	seen := map[string]string{}
+	var out []models.Request
+	for i, x := range specs {
+		var r models.Request
+		if st, err := os.Stat(x); (err == nil && !st.IsDir()) || strings.HasSuffix(strings.ToLower(x), ".gguf") && !strings.Contains(x, ":") && strings.Count(x, "/") != 2 {
+			r = models.Request{Source: hub.Local, Path: x, Name: models.NameFromFile(x)}
+		} else {
+			sp, err := hub.ParseSpec(x)
+			if err != nil {
+				return nil, fmt.Errorf("--model %q: %w", x, err)
+			}
+			r = models.Request{Source: sp.Source, Repo: sp.Repo, File: sp.File, Quant: sp.Quant, Revision: sp.Revision, Name: sp.ServedName()}
+		}
+		if i < len(aliases) {
+			r.Name = aliases[i]
+		}
+		if err := models.ValidName(r.Name); err != nil {
+			return nil, err
+		}
+		if prev, ok := seen[r.Name]; ok {
+			return nil, fmt.Errorf("--model %q and --model %q are both served as %q: give each its own --alias", prev, x, r.Name)
+		}
+		seen[r.Name] = x
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// showProgress draws download progress of the named models on stderr: a bar
+// on a terminal, a line every few seconds otherwise.
+func showProgress(ctx context.Context, mgr *models.Manager, names []string) {
+	st, _ := os.Stderr.Stat()
+	tty := st != nil && st.Mode()&os.ModeCharDevice != 0
+	every := 5 * time.Second
+	if tty {
+		every = 200 * time.Millisecond
+	}
+	last := map[string]time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		for _, n := range names {
+			rec, err := mgr.Get(n)
+			if err != nil || rec.Status != models.StateDownloading || rec.Progress == nil || rec.Progress.Total == 0 {
+				continue
+			}
+			if time.Since(last[n]) < every {
+				continue
+			}
+			last[n] = time.Now()
+			p := rec.Progress
+			pct := float64(p.Done) * 100 / float64(p.Total)
+			if tty {
+				bar := strings.Repeat("=", int(pct/4)) + strings.Repeat(" ", 25-int(pct/4))
+				fmt.Fprintf(os.Stderr, "\r%s [%s] %5.1f%% %d/%d MiB %.1f MiB/s ", rec.File, bar, pct, p.Done>>20, p.Total>>20, p.Rate/(1<<20))
+				if p.Done >= p.Total {
+					fmt.Fprintln(os.Stderr)
+				}
+			} else {
+				fmt.Fprintf(os.Stderr, "downloading %s: %.1f%% (%d of %d MiB, %.1f MiB/s)\n", rec.File, pct, p.Done>>20, p.Total>>20, p.Rate/(1<<20))
+			}
+		}
+	}
 }

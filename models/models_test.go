@@ -1,0 +1,338 @@
+package models_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/hub/hubtest"
+	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/store"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.Cleanup()
+	os.Exit(code)
+}
+
+type env struct {
+	dir, cache string
+	fake       *hubtest.Hub
+	repo       *hubtest.Repo
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	model, err := os.ReadFile(testutil.MustModel(t, synth.Tiny()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := synth.Tiny()
+	other.Seed = 5
+	f16, _ := os.ReadFile(testutil.MustModel(t, other))
+	repo := &hubtest.Repo{ID: "gpustack/bge-reranker-v2-m3-GGUF", Files: map[string][]byte{
+		"bge-reranker-v2-m3-Q8_0.gguf": model, "bge-reranker-v2-m3-FP16.gguf": f16, "README.md": []byte("hi"),
+	}}
+	fake := hubtest.New(repo)
+	t.Cleanup(fake.Close)
+	return &env{dir: t.TempDir(), cache: t.TempDir(), fake: fake, repo: repo}
+}
+
+// manager opens the store and a manager; online=false points the hub client
+// at a closed port.
+func (e *env) manager(t *testing.T, online bool) (*models.Manager, *store.Store) {
+	t.Helper()
+	st, err := store.Open(e.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := e.fake.URL
+	if !online {
+		url = "http://127.0.0.1:1"
+	}
+	hf, _ := hub.NewHuggingFace(url, "", e.cache, nil)
+	ms, _ := hub.NewModelScope(url, "", filepath.Join(e.cache, "ms"), nil)
+	m := models.NewManager(engine.Options{Threads: 1, FlashAttn: true}, st, map[hub.Source]hub.Hub{hub.HuggingFace: hf, hub.ModelScope: ms}, nil)
+	return m, st
+}
+
+func waitStatus(t *testing.T, m *models.Manager, name string, want models.State) models.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec, err := m.Get(name)
+		if err == nil && rec.Status == want {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("model %q: status %q (%s), want %q", name, rec.Status, rec.Error, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDeployFromHubThenOfflineRestart(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, true)
+	rec, err := m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Name != "bge-reranker-v2-m3" || rec.Status != models.StatePending {
+		t.Fatalf("deploy answered %+v", rec)
+	}
+	rec = waitStatus(t, m, "bge-reranker-v2-m3", models.StateRunning)
+	if rec.File != "bge-reranker-v2-m3-Q8_0.gguf" || rec.Commit != e.repo.Commit || len(rec.SHA256) != 64 || rec.Facts == nil || rec.MemoryEst <= rec.Size {
+		t.Fatalf("record %+v", rec)
+	}
+	if _, _, err := m.Resolve("bge-reranker-v2-m3"); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	st.Close()
+
+	// A second start works offline, from the cache.
+	m, st = e.manager(t, false)
+	defer st.Close()
+	defer m.Close()
+	if err := m.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, m, "bge-reranker-v2-m3", models.StateRunning)
+	eng, _, err := m.Resolve("bge-reranker-v2-m3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Rerank(context.Background(), "q", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRestartDuringDownloadResumes(t *testing.T) {
+	e := newEnv(t)
+	e.fake.Delay = 20 * time.Millisecond // 64 KiB per 20 ms
+	m, st := e.manager(t, true)
+	if _, err := m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID, Quant: "FP16", Name: "m"}, false); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		rec, _ := m.Get("m")
+		if rec.Status == models.StateDownloading && rec.Progress != nil && rec.Progress.Done > 0 {
+			if _, _, err := m.Resolve("m"); !errors.Is(err, models.ErrNotReady) {
+				t.Fatalf("resolve while downloading: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %+v", rec)
+		}
+	}
+	m.Close() // the process stops mid-download
+	st.Close()
+	e.fake.Delay = 0
+	m, st = e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	m.Restore()
+	waitStatus(t, m, "m", models.StateRunning)
+	if e.fake.Count("range") == 0 {
+		t.Fatal("the download started over instead of resuming")
+	}
+}
+
+func TestBadHashEndsInErrorAndRetryWorks(t *testing.T) {
+	e := newEnv(t)
+	e.repo.Hashes = map[string]string{"bge-reranker-v2-m3-Q8_0.gguf": strings.Repeat("cd", 32)}
+	m, st := e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID, Name: "m"}, false)
+	rec := waitStatus(t, m, "m", models.StateError)
+	if !strings.Contains(rec.Error, "sha256") {
+		t.Fatalf("error %q", rec.Error)
+	}
+	if _, _, err := m.Resolve("m"); !errors.Is(err, models.ErrUnavailable) {
+		t.Fatalf("resolve failed model: %v", err)
+	}
+	blobs, _ := os.ReadDir(filepath.Join(e.cache, "models--gpustack--bge-reranker-v2-m3-GGUF", "blobs"))
+	if len(blobs) != 0 {
+		t.Fatalf("partial files presented: %v", blobs)
+	}
+	e.repo.Hashes = nil // the hub is fixed; a retry succeeds
+	if _, err := m.Start("m"); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, m, "m", models.StateRunning)
+}
+
+func TestCutConnectionEndsInErrorThenResumes(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	e.fake.CutAfter = 50_000
+	m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID, Name: "m"}, false)
+	rec := waitStatus(t, m, "m", models.StateError)
+	if !strings.Contains(rec.Error, "resumes") {
+		t.Fatalf("error %q", rec.Error)
+	}
+	m.Start("m")
+	waitStatus(t, m, "m", models.StateRunning)
+	if e.fake.Count("range") != 1 {
+		t.Fatalf("range requests: %d", e.fake.Count("range"))
+	}
+}
+
+func TestStopStartDelete(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID, Name: "m"}, false)
+	rec := waitStatus(t, m, "m", models.StateRunning)
+	if _, err := m.Stop("m"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Resolve("m"); !errors.Is(err, models.ErrUnavailable) || !strings.Contains(err.Error(), "stopped") {
+		t.Fatalf("stopped: %v", err)
+	}
+	m.Start("m")
+	waitStatus(t, m, "m", models.StateRunning)
+	if err := m.Delete("m", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get("m"); !errors.Is(err, models.ErrUnknown) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.cache, "models--gpustack--bge-reranker-v2-m3-GGUF", "blobs", rec.SHA256)); !os.IsNotExist(err) {
+		t.Fatalf("downloaded file kept: %v", err)
+	}
+	// A deleted model does not come back on restart.
+	m2 := models.NewManager(engine.Options{}, st, nil, nil)
+	defer m2.Close()
+	m2.Restore()
+	if len(m2.List()) != 0 {
+		t.Fatalf("records after delete: %+v", m2.List())
+	}
+}
+
+func TestLocalModelAndDuplicateNames(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, false)
+	defer st.Close()
+	defer m.Close()
+	path := testutil.MustModel(t, synth.Tiny())
+	rec, err := m.Deploy(models.Request{Path: path, Name: "local"}, false)
+	if err != nil || rec.Source != hub.Local {
+		t.Fatalf("%+v %v", rec, err)
+	}
+	waitStatus(t, m, "local", models.StateRunning)
+	if _, err := m.Deploy(models.Request{Path: path, Name: "local"}, false); err != nil {
+		t.Fatalf("same request twice: %v", err)
+	}
+	other := synth.Tiny()
+	other.Seed = 42
+	if _, err := m.Deploy(models.Request{Path: testutil.MustModel(t, other), Name: "local"}, false); !errors.Is(err, models.ErrDuplicate) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	for _, bad := range []string{"../x", "a/b", "", "-x"} {
+		if _, err := m.Deploy(models.Request{Path: path, Name: bad}, false); err == nil && bad != "" {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.gguf")
+	os.WriteFile(bad, []byte("not a model"), 0o644)
+	if _, err := m.Deploy(models.Request{Path: bad, Name: "bad"}, false); err == nil {
+		t.Fatal("a damaged local file was accepted")
+	}
+}
+
+func TestLoadRefusedForLackOfMemory(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, false)
+	defer st.Close()
+	defer m.Close()
+	m.MemoryBudget = 1 << 20
+	m.Deploy(models.Request{Path: testutil.MustModel(t, synth.Tiny()), Name: "big"}, false)
+	rec := waitStatus(t, m, "big", models.StateError)
+	if !strings.Contains(rec.Error, "needs about") || !strings.Contains(rec.Error, "MiB") || !strings.Contains(rec.Error, "free") {
+		t.Fatalf("error %q", rec.Error)
+	}
+	// The system's available memory is the default budget.
+	m.MemoryBudget = 0
+	m.FreeMemory = func() (int64, error) { return 10 << 20, nil }
+	m.Start("big")
+	rec = waitStatus(t, m, "big", models.StateError)
+	if !strings.Contains(rec.Error, "10 MiB are available") {
+		t.Fatalf("error %q", rec.Error)
+	}
+}
+
+func TestModelScopeDeploy(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	m.Deploy(models.Request{Source: hub.ModelScope, Repo: e.repo.ID, Quant: "FP16", Name: "ms"}, false)
+	rec := waitStatus(t, m, "ms", models.StateRunning)
+	if rec.File != "bge-reranker-v2-m3-FP16.gguf" {
+		t.Fatalf("%+v", rec)
+	}
+}
+
+func rss(t *testing.T) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(sc.Text())[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// TestStopStartLoopKeepsMemoryFlat: stopping frees the llama.cpp memory.
+func TestStopStartLoopKeepsMemoryFlat(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, false)
+	defer st.Close()
+	defer m.Close()
+	spec := synth.Spec{Layers: 2, Hidden: 256, Heads: 4, FFN: 1024, Positions: 512, Seed: 8, ExtraWords: 3000}
+	path := testutil.MustModel(t, spec)
+	m.Deploy(models.Request{Path: path, Name: "loop"}, false)
+	waitStatus(t, m, "loop", models.StateRunning)
+	cycle := func() {
+		m.Stop("loop")
+		m.Start("loop")
+		waitStatus(t, m, "loop", models.StateRunning)
+	}
+	for i := 0; i < 3; i++ {
+		cycle()
+	}
+	before := rss(t)
+	for i := 0; i < 25; i++ {
+		cycle()
+	}
+	after := rss(t)
+	size, _ := os.Stat(path)
+	t.Logf("RSS %d MiB -> %d MiB over 25 stop/start cycles of a %d MiB model", before>>20, after>>20, size.Size()>>20)
+	if after-before > 4*size.Size() {
+		t.Fatalf("RSS grew by %d MiB", (after-before)>>20)
+	}
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/models"
+)
+
+// handleModelsAPI serves the admin model API:
+// GET/POST /api/models, GET/DELETE /api/models/{name},
+// POST /api/models/{name}/stop and /start.
+func (s *Server) handleModelsAPI(ctx *fasthttp.RequestCtx) {
+	if !s.session(ctx, false) {
+		return
+	}
+	path := strings.TrimPrefix(string(ctx.Path()), "/api/models")
+	method := string(ctx.Method())
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case path == "" && method == "GET":
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"data": s.models.List()})
+	case path == "" && method == "POST":
+		var req models.Request
+		if err := decodeJSON(ctx.PostBody(), &req); err != nil {
+			writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, err.Error())
+			return
+		}
+		rec, err := s.models.Deploy(req, false)
+		if err != nil {
+			s.modelError(ctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusAccepted, rec)
+	case len(parts) == 1 && method == "GET":
+		rec, err := s.models.Get(parts[0])
+		if err != nil {
+			s.modelError(ctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, rec)
+	case len(parts) == 1 && method == "DELETE":
+		files, _ := strconv.ParseBool(string(ctx.QueryArgs().Peek("files")))
+		if err := s.models.Delete(parts[0], files); err != nil {
+			s.modelError(ctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"ok": true})
+	case len(parts) == 2 && method == "POST" && (parts[1] == "stop" || parts[1] == "start"):
+		var rec models.Record
+		var err error
+		if parts[1] == "stop" {
+			rec, err = s.models.Stop(parts[0])
+		} else {
+			rec, err = s.models.Start(parts[0])
+		}
+		if err != nil {
+			s.modelError(ctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, rec)
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "no route "+method+" "+string(ctx.Path()))
+	}
+}
+
+func (s *Server) modelError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, models.ErrUnknown):
+		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, err.Error())
+	case errors.Is(err, models.ErrDuplicate):
+		writeError(ctx, fasthttp.StatusConflict, typeInvalid, err.Error())
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, err.Error())
+	}
+}
+
+// handleHub serves GET /api/hub/search?source=&q=&gguf=true and
+// GET /api/hub/files?source=&repo=&revision=.
+func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
+	if !s.session(ctx, false) {
+		return
+	}
+	if string(ctx.Method()) != "GET" {
+		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalid, "use GET")
+		return
+	}
+	args := ctx.QueryArgs()
+	source := hub.Source(string(args.Peek("source")))
+	if source == "" {
+		source = hub.HuggingFace
+	}
+	h := s.opts.Hubs[source]
+	if h == nil {
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "unknown source "+string(source)+" (huggingface or modelscope)")
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	switch string(ctx.Path()) {
+	case "/api/hub/search":
+		q := string(args.Peek("q"))
+		if len(q) > 200 {
+			writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "the search text is too long")
+			return
+		}
+		gguf := string(args.Peek("gguf")) != "false"
+		repos, err := h.Search(rctx, q, gguf, 30)
+		if errors.Is(err, hub.ErrNoSearch) {
+			writeError(ctx, fasthttp.StatusNotImplemented, typeInvalid, err.Error())
+			return
+		}
+		if err != nil {
+			writeError(ctx, fasthttp.StatusBadGateway, typeUnavailable, err.Error())
+			return
+		}
+		if repos == nil {
+			repos = []hub.Repo{}
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"data": repos})
+	case "/api/hub/files":
+		repo := string(args.Peek("repo"))
+		rev := string(args.Peek("revision"))
+		if rev == "" {
+			rev = "main"
+			if source == hub.ModelScope {
+				rev = "master"
+			}
+		}
+		l, err := h.List(rctx, repo, rev)
+		if errors.Is(err, hub.ErrInvalid) {
+			writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, err.Error())
+			return
+		}
+		if err != nil {
+			writeError(ctx, fasthttp.StatusBadGateway, typeUnavailable, err.Error())
+			return
+		}
+		files := hub.GGUFs(l.Files)
+		def := ""
+		if f, err := hub.Pick(l.Files, "", ""); err == nil {
+			def = f.Path
+		}
+		if files == nil {
+			files = []hub.File{}
+		}
+		spec := hub.Spec{Repo: repo}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"repo": repo, "commit": l.Commit, "files": files, "default": def, "name": spec.ServedName()})
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "no route "+string(ctx.Path()))
+	}
+}

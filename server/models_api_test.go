@@ -1,0 +1,108 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aimind/aimind/auth"
+	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/hub/hubtest"
+	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/server"
+	"github.com/aimind/aimind/store"
+)
+
+// TestModelsAPI drives the admin model API: hub search and files, deploy,
+// status until running, stop (409), start, delete (404).
+func TestModelsAPI(t *testing.T) {
+	model, _ := os.ReadFile(testutil.MustModel(t, synth.Tiny()))
+	fake := hubtest.New(&hubtest.Repo{ID: "gpustack/bge-reranker-v2-m3-GGUF", Downloads: 7, Likes: 3,
+		Files: map[string][]byte{"bge-reranker-v2-m3-Q8_0.gguf": model, "bge-reranker-v2-m3-F16.gguf": model}})
+	defer fake.Close()
+	dir := t.TempDir()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hf, _ := hub.NewHuggingFace(fake.URL, "", t.TempDir(), nil)
+	hubs := map[hub.Source]hub.Hub{hub.HuggingFace: hf}
+	mgr := models.NewManager(engine.Options{Threads: 1, FlashAttn: true}, st, hubs, nil)
+	defer mgr.Close()
+	admin := auth.NewAdmin(st, dir)
+	admin.Bootstrap("initial-password")
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := server.New(mgr, server.Options{Admin: admin, Keys: auth.NewKeys(st, []string{"k-123456"}), Hubs: hubs})
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	s := &authServer{testServer: &testServer{url: "http://" + ln.Addr().String(), mgr: mgr}}
+	_, c := login(t, s, "initial-password")
+	cookie := map[string]string{"Cookie": server.SessionCookie + "=" + c.Value}
+	s.req(t, "POST", "/api/password", `{"current_password":"initial-password","new_password":"better-password"}`, cookie)
+
+	code, body, _ := s.req(t, "GET", "/api/hub/search?source=huggingface&q=bge-reranker&gguf=true", "", cookie)
+	if code != 200 || !strings.Contains(body, `"id":"gpustack/bge-reranker-v2-m3-GGUF"`) || !strings.Contains(body, `"downloads":7`) {
+		t.Fatalf("search: %d %s", code, body)
+	}
+	code, body, _ = s.req(t, "GET", "/api/hub/files?source=huggingface&repo=gpustack/bge-reranker-v2-m3-GGUF", "", cookie)
+	if code != 200 || !strings.Contains(body, `"default":"bge-reranker-v2-m3-Q8_0.gguf"`) || !strings.Contains(body, `"name":"bge-reranker-v2-m3"`) {
+		t.Fatalf("files: %d %s", code, body)
+	}
+	if code, body, _ = s.req(t, "GET", "/api/hub/files?repo=../../etc", "", cookie); code != 400 {
+		t.Fatalf("hostile repo: %d %s", code, body)
+	}
+	code, body, _ = s.req(t, "POST", "/api/models", `{"source":"huggingface","repo":"gpustack/bge-reranker-v2-m3-GGUF","file":"bge-reranker-v2-m3-F16.gguf"}`, cookie)
+	if code != 202 || !strings.Contains(body, `"status":"pending"`) {
+		t.Fatalf("deploy: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, body, _ = s.req(t, "GET", "/api/models/bge-reranker-v2-m3", "", cookie)
+		var rec models.Record
+		json.Unmarshal([]byte(body), &rec)
+		if rec.Status == models.StateRunning {
+			if rec.File != "bge-reranker-v2-m3-F16.gguf" || rec.Facts == nil {
+				t.Fatalf("record %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never running: %s", body)
+		}
+	}
+	key := map[string]string{"Authorization": "Bearer k-123456"}
+	rr := `{"model":"bge-reranker-v2-m3","query":"q","documents":["a"]}`
+	if code, body, _ := s.req(t, "POST", "/v1/rerank", rr, key); code != 200 {
+		t.Fatalf("rerank: %d %s", code, body)
+	}
+	if code, body, _ := s.req(t, "POST", "/api/models", `{"source":"huggingface","repo":"gpustack/bge-reranker-v2-m3-GGUF"}`, cookie); code != 409 {
+		t.Fatalf("second deploy with the same name: %d %s", code, body)
+	}
+	if code, _, _ := s.req(t, "POST", "/api/models/bge-reranker-v2-m3/stop", "", cookie); code != 200 {
+		t.Fatalf("stop: %d", code)
+	}
+	if code, body, _ := s.req(t, "POST", "/v1/rerank", rr, key); code != 409 || !strings.Contains(body, "stopped") {
+		t.Fatalf("rerank on a stopped model: %d %s", code, body)
+	}
+	if code, _, _ := s.req(t, "POST", "/api/models/bge-reranker-v2-m3/start", "", cookie); code != 200 {
+		t.Fatalf("start: %d", code)
+	}
+	if code, _, _ := s.req(t, "DELETE", "/api/models/bge-reranker-v2-m3?files=true", "", cookie); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _, _ := s.req(t, "POST", "/v1/rerank", rr, key); code != 404 {
+		t.Fatalf("rerank on a deleted model: %d", code)
+	}
+	if code, _, _ := s.req(t, "GET", "/api/models", "", nil); code != 401 {
+		t.Fatalf("models API without a session: %d", code)
+	}
+	if code, _, _ := s.req(t, "POST", "/api/models", `{"source":"local","path":"/etc/passwd","name":"x"}`, cookie); code != 400 {
+		t.Fatalf("deploying a non-GGUF local file: %d", code)
+	}
+}
