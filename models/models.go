@@ -39,8 +39,8 @@ const (
 // Sentinel errors.
 var (
 	ErrUnknown     = errors.New("model not found")
-	ErrNotReady    = errors.New("model is not ready yet")     // 503: pending, downloading, loading
-	ErrUnavailable = errors.New("model is not running")       // 409: stopped or failed
+	ErrNotReady    = errors.New("model is not ready yet") // 503: pending, downloading, loading
+	ErrUnavailable = errors.New("model is not running")   // 409: stopped or failed
 	ErrDuplicate   = errors.New("a model with this name exists")
 	ErrBadName     = errors.New("invalid model name")
 	ErrNoMemory    = errors.New("not enough memory")

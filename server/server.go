@@ -30,10 +30,10 @@ type Options struct {
 
 	Hubs           map[hub.Source]hub.Hub // for /api/hub search and file lists
 	Keys           *auth.Keys             // API keys; nil or NoAuth: the rerank API is open
-	NoAuth         bool         // API-key checking off (explicit --no-auth)
-	Admin          *auth.Admin  // admin login for /api/*; nil: no admin API
-	TLS            bool         // served over HTTPS (cookies get Secure)
-	TrustedProxies []*net.IPNet // whose X-Forwarded-For/-Proto to believe
+	NoAuth         bool                   // API-key checking off (explicit --no-auth)
+	Admin          *auth.Admin            // admin login for /api/*; nil: no admin API
+	TLS            bool                   // served over HTTPS (cookies get Secure)
+	TrustedProxies []*net.IPNet           // whose X-Forwarded-For/-Proto to believe
 }
 
 // Defaults.
