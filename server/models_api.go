@@ -142,13 +142,20 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, fasthttp.StatusBadGateway, typeUnavailable, err.Error())
 			return
 		}
-		files := hub.GGUFs(l.Files)
+		type fileView struct {
+			hub.File
+			MemoryEstimate int64 `json:"memory_estimate"`
+		}
+		files := []fileView{}
+		for _, f := range hub.GGUFs(l.Files) {
+			// Before download only the size is known: weights plus a rough
+			// allowance for the encoder's working memory. The record carries
+			// the estimate from the file's own shape once it loads.
+			files = append(files, fileView{File: f, MemoryEstimate: f.Size + f.Size/10 + 64<<20})
+		}
 		def := ""
 		if f, err := hub.Pick(l.Files, "", ""); err == nil {
 			def = f.Path
-		}
-		if files == nil {
-			files = []hub.File{}
 		}
 		spec := hub.Spec{Repo: repo}
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"repo": repo, "commit": l.Commit, "files": files, "default": def, "name": spec.ServedName()})

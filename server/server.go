@@ -138,6 +138,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleModelsAPI(ctx)
 	case strings.HasPrefix(path, "/api/hub/"):
 		s.handleHub(ctx)
+	case !ok && (path == "/" || strings.HasPrefix(path, "/assets/")):
+		s.handleUI(ctx, path)
 	case !ok:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("no route %s %s", ctx.Method(), path))
 	case string(ctx.Method()) != r.method:
