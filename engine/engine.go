@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,8 @@ var (
 	ErrClosed    = errors.New("model is closed")
 	ErrNonFinite = errors.New("model produced a non-finite score")
 	ErrEmpty     = errors.New("nothing to rerank")
+	// ErrOverloaded: the queue holds more tokens than MaxQueueTokens.
+	ErrOverloaded = errors.New("too many tokens are queued")
 )
 
 // Defaults.
@@ -41,7 +44,31 @@ type Options struct {
 	FlashAttn   bool // flash attention (faster; casts K and V to F16)
 	GPULayers   int
 	Logger      *slog.Logger
+
+	// MaxQueueTokens bounds the tokens waiting for the encoder; a request
+	// that would go past it is refused at once with ErrOverloaded (unless the
+	// queue is empty). 0 means DefaultMaxQueueTokens.
+	MaxQueueTokens int
+	// OnBatch, when set, is told about every encoder call.
+	OnBatch func(pairs, tokens int, d time.Duration)
 }
+
+// DefaultMaxQueueTokens is about a minute of work for a base-size model on
+// two CPU cores.
+const DefaultMaxQueueTokens = 64 * 1024
+
+// OverloadError says how long the queue needs to drain.
+type OverloadError struct {
+	Queued     int
+	Limit      int
+	RetryAfter time.Duration
+}
+
+func (e *OverloadError) Error() string {
+	return fmt.Sprintf("%v: %d queued, limit %d (--max-queue-tokens); retry in %s", ErrOverloaded, e.Queued, e.Limit, e.RetryAfter.Round(time.Second))
+}
+
+func (e *OverloadError) Unwrap() error { return ErrOverloaded }
 
 // Model is a loaded reranker ready to score.
 type Model struct {
@@ -58,6 +85,11 @@ type Model struct {
 	quit chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	maxQueued int
+	queued    atomic.Int64  // tokens admitted and not yet scored
+	tokPerSec atomic.Uint64 // float64 bits: recent encoder throughput
+	onBatch   func(pairs, tokens int, d time.Duration)
 }
 
 // Open checks the file in Go, loads it and starts its scheduler goroutine.
@@ -125,6 +157,10 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 		facts: facts, info: info, llm: llm, lctx: lctx, layout: layout,
 		ctxLen: ctxLen, budget: budget, log: o.Logger,
 		jobs: make(chan *job, 64), quit: make(chan struct{}), done: make(chan struct{}),
+		maxQueued: o.MaxQueueTokens, onBatch: o.OnBatch,
+	}
+	if m.maxQueued <= 0 {
+		m.maxQueued = DefaultMaxQueueTokens
 	}
 	go m.run()
 	return m, nil
@@ -225,11 +261,20 @@ func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
 		return nil, ErrEmpty
 	}
 	j := &job{ctx: ctx, pairs: pairs, scores: make([]float64, len(pairs)), reply: make(chan error, 1), queued: time.Now()}
+	tokens := 0
 	for i, p := range pairs {
 		if len(p.Tokens) == 0 || len(p.Tokens) > m.ctxLen {
 			return nil, fmt.Errorf("BUG: pair %d has %d tokens, limit %d", i, len(p.Tokens), m.ctxLen)
 		}
+		tokens += len(p.Tokens)
 	}
+	// Admission: refuse at once rather than queue without bound.
+	if q := m.queued.Add(int64(tokens)); q > int64(m.maxQueued) && q != int64(tokens) {
+		m.queued.Add(-int64(tokens))
+		return nil, &OverloadError{Queued: int(q) - tokens, Limit: m.maxQueued, RetryAfter: m.drainTime(int(q) - tokens)}
+	}
+	j.tokens = tokens
+	defer m.queued.Add(-int64(tokens))
 	select {
 	case m.jobs <- j:
 	case <-m.quit:
@@ -254,8 +299,22 @@ func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
 	return r, nil
 }
 
+// QueuedTokens is the number of tokens admitted and not yet answered.
+func (m *Model) QueuedTokens() int { return int(m.queued.Load()) }
+
+// drainTime estimates how long the queue takes to empty.
+func (m *Model) drainTime(tokens int) time.Duration {
+	rate := math.Float64frombits(m.tokPerSec.Load())
+	if rate <= 0 {
+		rate = 500
+	}
+	d := time.Duration(float64(tokens) / rate * float64(time.Second))
+	return max(d, time.Second)
+}
+
 // job is one request inside the scheduler.
 type job struct {
+	tokens int
 	ctx    context.Context
 	pairs  []Pair
 	scores []float64
@@ -341,7 +400,19 @@ func (m *Model) encode(queue []*job, picks []pick) {
 		tokens = append(tokens, t...)
 		lens[i] = len(t)
 	}
+	start := time.Now()
 	scores, err := m.lctx.Encode(tokens, lens)
+	if d := time.Since(start); err == nil && d > 0 {
+		rate := float64(len(tokens)) / d.Seconds()
+		old := math.Float64frombits(m.tokPerSec.Load())
+		if old > 0 {
+			rate = 0.8*old + 0.2*rate
+		}
+		m.tokPerSec.Store(math.Float64bits(rate))
+		if m.onBatch != nil {
+			m.onBatch(len(picks), len(tokens), d)
+		}
+	}
 	failed := map[*job]bool{}
 	for i, p := range picks {
 		j := queue[p.req]

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/internal/reference"
@@ -379,5 +380,50 @@ func TestF16FileCloseToReference(t *testing.T) {
 		if !close(res.Scores[i], want, 3e-2, 3e-2) {
 			t.Errorf("pair %d: F16 %.5f, reference %.5f", i, res.Scores[i], want)
 		}
+	}
+}
+
+// TestOverloadIsRefusedAtOnce: past MaxQueueTokens a request is refused
+// immediately with a retry hint; admitted requests all complete.
+func TestOverloadIsRefusedAtOnce(t *testing.T) {
+	spec := synth.Spec{Layers: 4, Hidden: 256, Heads: 4, FFN: 1024, Positions: 512, Seed: 12}
+	probe := mustOpen(t, testutil.MustModel(t, spec), engine.Options{})
+	docs := documents(60)
+	pairs, _ := probe.Tokenize("q", docs)
+	per := 0
+	for _, p := range pairs {
+		per += len(p.Tokens)
+	}
+	limit := per*5/2 // two requests fit, a third does not
+	m := mustOpen(t, testutil.MustModel(t, spec), engine.Options{MaxQueueTokens: limit})
+	first := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { _, err := m.Rerank(context.Background(), "q", docs); first <- err }()
+	}
+	// Wait until both are queued.
+	for deadline := time.Now().Add(10 * time.Second); m.QueuedTokens() < 2*per; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue never filled: %d", m.QueuedTokens())
+		}
+	}
+	start := time.Now()
+	_, err := m.Rerank(context.Background(), "q", docs)
+	var oe *engine.OverloadError
+	if !errors.As(err, &oe) || oe.RetryAfter < time.Second || oe.Limit != limit {
+		t.Fatalf("third request: %v", err)
+	}
+	if waited := time.Since(start); waited > 100*time.Millisecond {
+		t.Fatalf("refusal took %s", waited)
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-first; err != nil {
+			t.Fatalf("admitted request failed: %v", err)
+		}
+	}
+	if m.QueuedTokens() != 0 {
+		t.Fatalf("%d tokens still counted", m.QueuedTokens())
+	}
+	if _, err := m.Rerank(context.Background(), "q", docs); err != nil {
+		t.Fatalf("after the load: %v", err)
 	}
 }

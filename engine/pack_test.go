@@ -54,11 +54,25 @@ func TestPack(t *testing.T) {
 			left: [][]int{{1}},
 		},
 		{
-			name:   "sequence cap",
+			name:   "sequence cap, shared",
 			queue:  []req{{lens: []int{1, 1, 1}}, {lens: []int{1}}},
 			budget: 512, maxSeqs: 2,
-			want: []pick{{0, 0}, {0, 1}},
-			left: [][]int{{2}, {0}},
+			want: []pick{{0, 0}, {1, 0}},
+			left: [][]int{{1, 2}, {}},
+		},
+		{
+			name:   "a small request is not stuck behind a large one",
+			queue:  []req{{lens: []int{100, 100, 100, 100, 100, 100, 100, 100}}, {lens: []int{100}}},
+			budget: 512, maxSeqs: 256,
+			want: []pick{{0, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 0}},
+			left: [][]int{{4, 5, 6, 7}, {}},
+		},
+		{
+			name:   "three requests share a call",
+			queue:  []req{{lens: []int{200, 200, 200}}, {lens: []int{200, 200}}, {lens: []int{100, 100}}},
+			budget: 600, maxSeqs: 256,
+			want: []pick{{0, 0}, {1, 0}, {2, 0}, {2, 1}},
+			left: [][]int{{1, 2}, {1}, {}},
 		},
 		{
 			name:   "already scheduled pairs are skipped",

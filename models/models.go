@@ -101,6 +101,8 @@ type Manager struct {
 	MemoryBudget int64
 	// FreeMemory reports available memory; reads /proc/meminfo by default.
 	FreeMemory func() (int64, error)
+	// Observe, when set, is told about every encoder call of every model.
+	Observe func(model string, pairs, tokens int, d time.Duration)
 }
 
 // NewManager returns a manager; st may be nil (nothing persists), hubs may
@@ -362,7 +364,12 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		return
 	}
 	start := time.Now()
-	model, err := m.Open(path, m.opts)
+	opts := m.opts
+	if obs := m.Observe; obs != nil {
+		name := rec.Name
+		opts.OnBatch = func(pairs, tokens int, d time.Duration) { obs(name, pairs, tokens, d) }
+	}
+	model, err := m.Open(path, opts)
 	if err != nil {
 		m.fail(e, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -203,13 +204,24 @@ func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal) {
 
 	rctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
+	stopWatch := watchClient(ctx.Conn(), cancel)
 	res, err := model.Rerank(rctx, *req.Query, docs)
+	stopWatch()
+	var overload *engine.OverloadError
 	switch {
+	case errors.As(err, &overload):
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int(overload.RetryAfter.Seconds()+0.999)))
+		writeError(ctx, fasthttp.StatusTooManyRequests, typeRateLimit, fmt.Sprintf("model %q is busy: %v", name, err))
+		return
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		writeError(ctx, 499, typeInvalid, "client closed the request")
+		return
 	case errors.Is(err, engine.ErrQueryTooLong):
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, err.Error())
 		return
 	case errors.Is(err, context.DeadlineExceeded):
-		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable,
+		writeError(ctx, fasthttp.StatusGatewayTimeout, typeUnavailable,
 			fmt.Sprintf("model %q did not answer within %s", name, s.opts.RequestTimeout))
 		return
 	case errors.Is(err, engine.ErrClosed):

@@ -3,11 +3,13 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -26,6 +28,7 @@ type Options struct {
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	MaxHeaderBytes int
+	MaxConnsPerIP  int // concurrent connections from one client address
 	Logger         *slog.Logger
 
 	Hubs           map[hub.Source]hub.Hub // for /api/hub search and file lists
@@ -45,6 +48,7 @@ const (
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultIdleTimeout    = 2 * time.Minute
 	DefaultMaxHeaderBytes = 16 << 10
+	DefaultMaxConnsPerIP  = 256
 )
 
 func (o *Options) setDefaults() {
@@ -69,6 +73,9 @@ func (o *Options) setDefaults() {
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if o.MaxConnsPerIP <= 0 {
+		o.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -76,11 +83,12 @@ func (o *Options) setDefaults() {
 
 // Server is aimind's HTTP front.
 type Server struct {
-	opts   Options
-	models *models.Manager
-	http   *fasthttp.Server
-	local  *fasthttp.Server
-	routes map[string]route
+	opts     Options
+	models   *models.Manager
+	http     *fasthttp.Server
+	local    *fasthttp.Server
+	routes   map[string]route
+	draining atomic.Bool
 }
 
 type route struct {
@@ -97,6 +105,8 @@ func New(m *models.Manager, o Options) *Server {
 		"/rerank":    {fasthttp.MethodPost, s.handleRerank},
 		"/v1/models": {fasthttp.MethodGet, s.handleModels},
 		"/health":    {fasthttp.MethodGet, s.handleHealth},
+		"/ready":     {fasthttp.MethodGet, s.handleReady},
+		"/metrics":   {fasthttp.MethodGet, s.handleMetrics},
 
 		"/api/login":    {fasthttp.MethodPost, s.handleLogin},
 		"/api/logout":   {fasthttp.MethodPost, s.handleLogout},
@@ -129,6 +139,8 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
+	id := requestID(ctx)
+	ctx.Response.Header.Set("X-Request-Id", id)
 	path := string(ctx.Path())
 	r, ok := s.routes[path]
 	switch {
@@ -143,14 +155,21 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !ok:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("no route %s %s", ctx.Method(), path))
 	case string(ctx.Method()) != r.method:
-		ctx.Response.Header.Set("Allow", r.method)
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalid, fmt.Sprintf("%s does not accept %s; use %s", path, ctx.Method(), r.method))
 		ctx.Response.Header.Set("Allow", r.method)
 	default:
 		r.handler(ctx)
 	}
-	s.opts.Logger.Debug("request", "method", string(ctx.Method()), "path", path,
-		"status", ctx.Response.StatusCode(), "seconds", time.Since(start).Seconds(), "remote", ctx.RemoteIP().String())
+	d := time.Since(start)
+	status := ctx.Response.StatusCode()
+	route := routeLabel(path, ok)
+	s.observeRequest(route, status, d)
+	level := slog.LevelInfo
+	if route == "/health" || route == "/ready" || route == "/metrics" || route == "/assets" || route == "/" {
+		level = slog.LevelDebug
+	}
+	s.opts.Logger.Log(context.Background(), level, "request", "request_id", id, "method", string(ctx.Method()), "route", route,
+		"status", status, "seconds", d.Seconds(), "client", s.clientIP(ctx).String(), "bytes_in", len(ctx.Request.Body()))
 }
 
 // handleTransportError answers what fasthttp rejects before a handler runs.
@@ -172,11 +191,13 @@ func isTimeout(err error) bool {
 }
 
 // Serve answers on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	return s.http.Serve(limitPerIP(ln, s.opts.MaxConnsPerIP))
+}
 
 // ServeTLS answers HTTPS on ln with the given certificate and key files.
 func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
-	return s.http.ServeTLS(ln, certFile, keyFile)
+	return s.http.ServeTLS(limitPerIP(ln, s.opts.MaxConnsPerIP), certFile, keyFile)
 }
 
 // ServeLocal answers the key-management API on ln, a Unix socket in the data
@@ -202,8 +223,10 @@ func (s *Server) ServeLocal(ln net.Listener) error {
 	return local.Serve(ln)
 }
 
-// Shutdown stops accepting and waits for open requests.
+// Shutdown stops accepting and waits for open requests; /ready answers 503
+// from the start of it.
 func (s *Server) Shutdown() error {
+	s.draining.Store(true)
 	if s.local != nil {
 		s.local.Shutdown()
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -37,8 +38,29 @@ type testServer struct {
 
 // start serves the given name→path models on a loopback port.
 func start(t *testing.T, o server.Options, paths map[string]string, prepare func(*models.Manager)) *testServer {
+	return startWith(t, o, engine.Options{Threads: 2, FlashAttn: true}, paths, prepare)
+}
+
+// startOpts is start with a queue limit.
+func startOpts(t *testing.T, o server.Options, paths map[string]string, maxQueue int) *testServer {
+	return startWith(t, o, engine.Options{Threads: 2, FlashAttn: true, MaxQueueTokens: maxQueue}, paths, nil)
+}
+
+// startHook holds model loads until release closes.
+func startHook(t *testing.T, paths map[string]string, release chan struct{}) *testServer {
+	return start(t, server.Options{}, paths, func(m *models.Manager) {
+		open := m.Open
+		m.Open = func(p string, o engine.Options) (*engine.Model, error) {
+			<-release
+			return open(p, o)
+		}
+	})
+}
+
+func startWith(t *testing.T, o server.Options, eo engine.Options, paths map[string]string, prepare func(*models.Manager)) *testServer {
 	t.Helper()
-	mgr := models.NewManager(engine.Options{Threads: 2, FlashAttn: true}, nil, nil, nil)
+	mgr := models.NewManager(eo, nil, nil, nil)
+	mgr.Observe = server.ObserveBatch
 	if prepare != nil {
 		prepare(mgr)
 	}
@@ -261,7 +283,6 @@ func TestErrors(t *testing.T) {
 		})
 	defer close(loading)
 	s.wait(t, "tiny")
-	big := `{"model":"tiny","query":"q","documents":["` + strings.Repeat("x", 70<<10) + `"]}`
 	cases := []struct {
 		name, method, path, body string
 		status                   int
@@ -284,7 +305,6 @@ func TestErrors(t *testing.T) {
 		{"unknown model", "POST", "/v1/rerank", `{"model":"nope","query":"q","documents":["a"]}`, 404, "not_found_error", "nope"},
 		{"model loading", "POST", "/v1/rerank", `{"model":"slow","query":"q","documents":["a"]}`, 503, "unavailable_error", "loading"},
 		{"too many documents", "POST", "/v1/rerank", `{"model":"tiny","query":"q","documents":["a","b","c","d","e","f"]}`, 413, "invalid_request_error", "--max-documents"},
-		{"body too large", "POST", "/v1/rerank", big, 413, "invalid_request_error", "--max-body-bytes"},
 		{"wrong method", "GET", "/v1/rerank", ``, 405, "invalid_request_error", "POST"},
 		{"wrong method on models", "POST", "/v1/models", `{}`, 405, "invalid_request_error", "GET"},
 		{"unknown route", "GET", "/v1/nothing", ``, 404, "not_found_error", "/v1/nothing"},
@@ -312,6 +332,26 @@ func TestErrors(t *testing.T) {
 	}
 	// After all that, the server still answers.
 	rerank(t, s, `{"model":"tiny","query":"q","documents":["a"]}`)
+}
+
+// TestBodyTooLarge: a body over the limit is refused from its
+// Content-Length, before it is read.
+func TestBodyTooLarge(t *testing.T) {
+	s := start(t, server.Options{MaxBodyBytes: 64 << 10}, map[string]string{"tiny": testutil.MustModel(t, synth.Tiny())}, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 70<<10)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !strings.Contains(string(b), "--max-body-bytes") || !strings.Contains(string(b), `"code":413`) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
 }
 
 var shapesSlow = synth.Spec{Layers: 1, Hidden: 32, Heads: 2, FFN: 64, Positions: 64, Seed: 77}

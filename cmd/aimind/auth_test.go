@@ -343,3 +343,65 @@ func TestServeFromHub(t *testing.T) {
 		}
 	}
 }
+
+// TestSIGTERMFinishesAcceptedRequests: requests in flight when SIGTERM
+// arrives all complete; then the process exits cleanly.
+func TestSIGTERMFinishesAcceptedRequests(t *testing.T) {
+	spec := synth.Spec{Layers: 4, Hidden: 256, Heads: 4, FFN: 1024, Positions: 512, Seed: 31}
+	port := freePort(t)
+	cmd := exec.Command(binary, "serve", "--port", fmt.Sprint(port), "--data-dir", t.TempDir(), "--no-auth",
+		"--model", testutil.MustModel(t, spec), "--alias", "m")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(30 * time.Millisecond) {
+		if resp, err := http.Get(url + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready:\n%s", out.String())
+		}
+	}
+	docs := make([]string, 80)
+	for i := range docs {
+		docs[i] = synth.Text(uint64(i+1), 60)
+	}
+	b, _ := json.Marshal(map[string]any{"query": "q", "documents": docs})
+	codes := make(chan int, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			resp, err := http.Post(url+"/v1/rerank", "application/json", bytes.NewReader(b))
+			if err != nil {
+				codes <- -1
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // all six accepted and queued
+	cmd.Process.Signal(syscall.SIGTERM)
+	for i := 0; i < 6; i++ {
+		if c := <-codes; c != 200 {
+			t.Fatalf("request %d in flight at SIGTERM ended with %d\n%s", i, c, out.String())
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+}

@@ -34,6 +34,7 @@ type serveConfig struct {
 	TLSCert, TLSKey   string
 	TrustedProxies    []string
 	MemoryBudget      int64
+	ShutdownTimeout   time.Duration
 	Models            []string
 	Aliases           []string
 	Host              string
@@ -66,6 +67,10 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-tokens", Value: engine.DefaultBatchTokens, Usage: "token budget of one encoder call", Destination: &cfg.Engine.BatchTokens},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
+			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
+			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
+			&cli.DurationFlag{Name: "read-timeout", Value: server.DefaultReadTimeout, Usage: "time to receive a whole request", Destination: &cfg.Server.ReadTimeout},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long SIGTERM waits for requests in flight", Destination: &cfg.ShutdownTimeout},
 			&cli.IntFlag{Name: "max-documents", Value: server.DefaultMaxDocuments, Usage: "documents per request", Destination: &cfg.Server.MaxDocuments},
 			&cli.IntFlag{Name: "max-body-bytes", Value: server.DefaultMaxBodyBytes, Usage: "request body limit", Destination: &cfg.Server.MaxBodyBytes},
 			&cli.DurationFlag{Name: "request-timeout", Value: server.DefaultRequestTimeout, Usage: "how long a request may wait for its scores", Destination: &cfg.Server.RequestTimeout},
@@ -161,6 +166,7 @@ func serve(cfg serveConfig) error {
 	cfg.Server.Hubs = hubs
 	mgr := models.NewManager(cfg.Engine, st, hubs, log)
 	mgr.MemoryBudget = cfg.MemoryBudget
+	mgr.Observe = server.ObserveBatch
 	defer mgr.Close()
 	requests, err := modelRequests(cfg.Models, cfg.Aliases)
 	if err != nil {
@@ -236,7 +242,7 @@ func serve(cfg serveConfig) error {
 	go func() { shut <- srv.Shutdown() }()
 	select {
 	case <-shut:
-	case <-time.After(30 * time.Second):
+	case <-time.After(cfg.ShutdownTimeout):
 		log.Warn("shutdown timed out; closing with requests open")
 	}
 	return runErr

@@ -40,11 +40,17 @@ func browser(t *testing.T) (context.Context, context.CancelFunc) {
 		}
 		t.Skip("no Chromium here (apt-get install chromium)")
 	}
+	// Chromium may still write its profile while it exits, so the profile is
+	// removed after the browser is gone rather than by t.TempDir's cleanup.
+	profile, err := os.MkdirTemp("", "aimind-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 900))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
@@ -54,13 +60,22 @@ func browser(t *testing.T) (context.Context, context.CancelFunc) {
 			go chromedp.Run(ctx, page.HandleJavaScriptDialog(true))
 		}
 	})
-	return ctx, func() { cancelT(); cancelC(); cancelA() }
+	return ctx, func() {
+		cancelT()
+		cancelC()
+		cancelA()
+		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 func screenshotDir(t *testing.T) string {
 	dir := os.Getenv("AIMIND_SCREENSHOTS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "docs", "screenshots")
+		// bin/ is ignored by git; AIMIND_SCREENSHOTS=docs/screenshots
+		// refreshes the copies committed for reviewers.
+		dir = filepath.Join("..", "..", "bin", "screenshots")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,283 @@
+package server_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/server"
+)
+
+// A model heavy enough that requests take measurable time on two cores.
+var loadSpec = synth.Spec{Layers: 4, Hidden: 256, Heads: 4, FFN: 1024, Positions: 512, Seed: 21}
+
+func body(n, words int, seed uint64) string {
+	docs := make([]string, n)
+	for i := range docs {
+		docs[i] = synth.Text(seed*1000+uint64(i), words)
+	}
+	b, _ := json.Marshal(map[string]any{"model": "m", "query": "panda bamboo", "documents": docs})
+	return string(b)
+}
+
+func vmRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	m := regexp.MustCompile(`VmRSS:\s+(\d+)`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+// TestOverloadGets429Fast: at about twice the queue's capacity the excess is
+// refused at once with Retry-After; every accepted request completes with the
+// same scores it gets alone; memory stays bounded; the server recovers.
+func TestOverloadGets429Fast(t *testing.T) {
+	s := startLoad(t, 6000)
+	one := body(40, 30, 1) // ~1400 tokens: the queue holds about four
+	var alone answer
+	json.Unmarshal([]byte(mustPost(t, s, one)), &alone)
+	before := vmRSS()
+	type outcome struct {
+		code  int
+		d     time.Duration
+		retry string
+		body  string
+	}
+	out := make(chan outcome, 10)
+	for c := 0; c < 10; c++ {
+		go func() {
+			start := time.Now()
+			resp, err := http.Post(s.url+"/v1/rerank", "application/json", strings.NewReader(one))
+			if err != nil {
+				out <- outcome{code: -1, body: err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			out <- outcome{resp.StatusCode, time.Since(start), resp.Header.Get("Retry-After"), string(b)}
+		}()
+	}
+	ok, refused := 0, 0
+	for c := 0; c < 10; c++ {
+		o := <-out
+		switch o.code {
+		case 200:
+			ok++
+			var a answer
+			json.Unmarshal([]byte(o.body), &a)
+			for i := range a.Results {
+				if a.Results[i].Index != alone.Results[i].Index || abs(a.Results[i].RelevanceScore-alone.Results[i].RelevanceScore) > 1e-4 {
+					t.Fatalf("accepted request answered differently under load: %+v vs %+v", a.Results[i], alone.Results[i])
+				}
+			}
+		case 429:
+			refused++
+			if o.retry == "" || !strings.Contains(o.body, "--max-queue-tokens") {
+				t.Errorf("429 without Retry-After or the flag's name: %q %s", o.retry, o.body)
+			}
+			if o.d > 500*time.Millisecond {
+				t.Errorf("429 took %s: it waited on the queue", o.d)
+			}
+		default:
+			t.Errorf("status %d: %s", o.code, o.body)
+		}
+	}
+	if ok == 0 || refused == 0 {
+		t.Fatalf("%d accepted, %d refused: the load did not exceed the queue", ok, refused)
+	}
+	if grow := vmRSS() - before; grow > 256<<20 {
+		t.Errorf("RSS grew by %d MiB under load", grow>>20)
+	}
+	mustPost(t, s, one) // recovered
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func startLoad(t *testing.T, maxQueue int) *testServer {
+	t.Helper()
+	s := startOpts(t, server.Options{ReadTimeout: 2 * time.Second}, map[string]string{"m": testutil.MustModel(t, loadSpec)}, maxQueue)
+	s.wait(t, "m")
+	return s
+}
+
+func mustPost(t *testing.T, s *testServer, b string) string {
+	t.Helper()
+	code, out, _ := s.do(t, "POST", "/v1/rerank", b)
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, out)
+	}
+	return string(out)
+}
+
+// TestSmallRequestNotStuckBehindLarge: with mixed sizes no request waits
+// behind more than its share: a small request that arrives behind a large one
+// finishes long before it.
+func TestSmallRequestNotStuckBehindLarge(t *testing.T) {
+	s := startLoad(t, 1<<20)
+	big, small := body(300, 40, 2), body(2, 40, 3)
+	bigDone := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() { mustPost(t, s, big); bigDone <- time.Since(start) }()
+	time.Sleep(100 * time.Millisecond)
+	smallStart := time.Now()
+	mustPost(t, s, small)
+	smallTook := time.Since(smallStart)
+	bigTook := <-bigDone
+	t.Logf("large request %s, small one behind it %s", bigTook, smallTook)
+	if smallTook > bigTook/4 {
+		t.Fatalf("the small request took %s of the large one's %s", smallTook, bigTook)
+	}
+}
+
+// TestDisconnectDropsQueuedPairs: a client that goes away has its pairs
+// dropped; the queue empties long before the work would have finished.
+func TestDisconnectDropsQueuedPairs(t *testing.T) {
+	s := startLoad(t, 1<<20)
+	b := body(600, 60, 4) // tens of thousands of tokens: seconds of work
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+	queued := func() int {
+		_, out, _ := s.do(t, "GET", "/metrics", "")
+		m := regexp.MustCompile(`aimind_queue_tokens\{model="m"\} (\d+)`).FindSubmatch(out)
+		if m == nil {
+			return -1
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+	for deadline := time.Now().Add(5 * time.Second); queued() <= 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never queued")
+		}
+	}
+	full := queued()
+	conn.Close()
+	start := time.Now()
+	for queued() != 0 {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("queue still holds %d of %d tokens 3s after the client left", queued(), full)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%d queued tokens dropped %s after the client left", full, time.Since(start))
+}
+
+// TestSlowlorisClosedAtReadTimeout: a client that trickles its headers is cut
+// off at the read timeout.
+func TestSlowlorisClosedAtReadTimeout(t *testing.T) {
+	s := startOpts(t, server.Options{ReadTimeout: 500 * time.Millisecond}, map[string]string{"m": testutil.MustModel(t, synth.Tiny())}, 0)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprint(conn, "POST /v1/rerank HTTP/1.1\r\nHost: x\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		for i := 0; i < 20; i++ { // one header byte at a time, slowly
+			time.Sleep(200 * time.Millisecond)
+			if _, err := conn.Write([]byte("X")); err != nil {
+				return
+			}
+		}
+	}()
+	_, err = io.ReadAll(bufio.NewReader(conn))
+	took := time.Since(start)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server kept a trickling connection open for 5s")
+	}
+	if took > 2*time.Second {
+		t.Fatalf("closed after %s, read timeout 500ms", took)
+	}
+}
+
+func TestMetricsReadyAndRequestID(t *testing.T) {
+	loading := make(chan struct{})
+	var once sync.Once
+	s := startHook(t, map[string]string{"m": testutil.MustModel(t, synth.Tiny())}, loading)
+	if code, _, _ := s.do(t, "GET", "/ready", ""); code != 503 {
+		t.Fatalf("/ready while loading: %d", code)
+	}
+	once.Do(func() { close(loading) })
+	s.wait(t, "m")
+	if code, _, _ := s.do(t, "GET", "/ready", ""); code != 200 {
+		t.Fatalf("/ready when running: %d", code)
+	}
+	req, _ := http.NewRequest("POST", s.url+"/v1/rerank", strings.NewReader(`{"query":"q","documents":["a","b"]}`))
+	req.Header.Set("X-Request-Id", "trace-123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "trace-123" {
+		t.Fatalf("request id %q", resp.Header.Get("X-Request-Id"))
+	}
+	_, _, hdr := s.do(t, "GET", "/health", "")
+	if len(hdr.Get("X-Request-Id")) != 16 {
+		t.Fatalf("generated request id %q", hdr.Get("X-Request-Id"))
+	}
+	code, out, _ := s.do(t, "GET", "/metrics", "")
+	for _, want := range []string{
+		`aimind_http_requests_total{route="/v1/rerank",code="200"}`,
+		`aimind_http_request_duration_seconds_bucket{route="/v1/rerank"`,
+		`aimind_tokens_total{model="m"}`,
+		`aimind_batch_pairs_bucket{model="m"`,
+		`aimind_queue_tokens{model="m"} 0`,
+		`aimind_models{state="running"} 1`,
+		`process_resident_memory_bytes`,
+	} {
+		if code != 200 || !strings.Contains(string(out), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestConnectionCapPerIP: connections past the per-address cap are closed
+// at once; the others keep working.
+func TestConnectionCapPerIP(t *testing.T) {
+	s := startOpts(t, server.Options{MaxConnsPerIP: 2}, map[string]string{"m": testutil.MustModel(t, synth.Tiny())}, 0)
+	addr := strings.TrimPrefix(s.url, "http://")
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	time.Sleep(100 * time.Millisecond)
+	conns[2].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conns[2].Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("third connection: %v, want EOF", err)
+	}
+	fmt.Fprint(conns[0], "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conns[0]), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first connection: %v %v", resp, err)
+	}
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/aimind/aimind/models"
+)
+
+// Metrics are Prometheus metrics in VictoriaMetrics' package; names are
+// aimind_*. Routes are labelled by their pattern only, so a client cannot
+// grow the label set.
+func routeLabel(path string, known bool) string {
+	switch {
+	case known:
+		return path
+	case len(path) >= 12 && path[:12] == "/api/models/":
+		return "/api/models/{name}"
+	case len(path) >= 10 && path[:10] == "/api/keys/":
+		return "/api/keys/{id}"
+	case len(path) >= 8 && path[:8] == "/assets/":
+		return "/assets"
+	case path == "/api/models", path == "/api/keys", path == "/api/hub/search", path == "/api/hub/files", path == "/":
+		return path
+	}
+	return "other"
+}
+
+func (s *Server) observeRequest(route string, status int, d time.Duration) {
+	metrics.GetOrCreateCounter(fmt.Sprintf(`aimind_http_requests_total{route=%q,code="%d"}`, route, status)).Inc()
+	metrics.GetOrCreateHistogram(fmt.Sprintf(`aimind_http_request_duration_seconds{route=%q}`, route)).Update(d.Seconds())
+}
+
+// ObserveBatch records one encoder call (wired to models.Manager.Observe).
+func ObserveBatch(model string, pairs, tokens int, d time.Duration) {
+	metrics.GetOrCreateHistogram(fmt.Sprintf(`aimind_batch_pairs{model=%q}`, model)).Update(float64(pairs))
+	metrics.GetOrCreateHistogram(fmt.Sprintf(`aimind_batch_tokens{model=%q}`, model)).Update(float64(tokens))
+	metrics.GetOrCreateHistogram(fmt.Sprintf(`aimind_batch_duration_seconds{model=%q}`, model)).Update(d.Seconds())
+	metrics.GetOrCreateCounter(fmt.Sprintf(`aimind_tokens_total{model=%q}`, model)).Add(tokens)
+	metrics.GetOrCreateCounter(fmt.Sprintf(`aimind_pairs_total{model=%q}`, model)).Add(pairs)
+}
+
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
+	// Gauges that read the current state at scrape time.
+	counts := map[models.State]int{}
+	for _, r := range s.models.List() {
+		counts[r.Status]++
+		if m := s.models.Engine(r.Name); m != nil {
+			q := float64(m.QueuedTokens())
+			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(q)
+		} else {
+			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(0)
+		}
+	}
+	for _, st := range []models.State{models.StatePending, models.StateDownloading, models.StateLoading, models.StateRunning, models.StateError, models.StateStopped} {
+		metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_models{state=%q}`, st), nil).Set(float64(counts[st]))
+	}
+	ctx.SetContentType("text/plain; version=0.0.4")
+	metrics.WritePrometheus(ctx, true)
+}
+
+// handleReady is 200 while a model runs and the server is not draining.
+func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
+	if s.draining.Load() {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "shutting down")
+		return
+	}
+	for _, r := range s.models.List() {
+		if r.Status == models.StateRunning {
+			writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+			return
+		}
+	}
+	writeError(ctx, fasthttp.StatusServiceUnavailable, typeUnavailable, "no model is running yet")
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID echoes a sane X-Request-Id or makes one.
+func requestID(ctx *fasthttp.RequestCtx) string {
+	if id := string(ctx.Request.Header.Peek("X-Request-Id")); requestIDPattern.MatchString(id) {
+		return id
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// watchClient cancels cancel when the client closes its connection while
+// the request waits for the engine, so its queued pairs are dropped. It peeks
+// at the socket without consuming anything; stop ends the watch.
+func watchClient(conn net.Conn, cancel func()) (stop func()) {
+	type netConner interface{ NetConn() net.Conn }
+	if nc, ok := conn.(netConner); ok {
+		conn = nc.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return func() {}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for range t.C {
+			if stopped.Load() {
+				return
+			}
+			gone := false
+			raw.Read(func(fd uintptr) bool {
+				n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+				gone = n == 0 && err == nil || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR))
+				return true
+			})
+			if gone {
+				cancel()
+				return
+			}
+		}
+	}()
+	return func() {
+		stopped.Store(true)
+		<-done
+	}
+}
