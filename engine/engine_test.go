@@ -394,7 +394,7 @@ func TestOverloadIsRefusedAtOnce(t *testing.T) {
 	for _, p := range pairs {
 		per += len(p.Tokens)
 	}
-	limit := per*5/2 // two requests fit, a third does not
+	limit := per * 5 / 2 // two requests fit, a third does not
 	m := mustOpen(t, testutil.MustModel(t, spec), engine.Options{MaxQueueTokens: limit})
 	first := make(chan error, 2)
 	for i := 0; i < 2; i++ {
