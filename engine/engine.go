@@ -207,26 +207,15 @@ type Pair struct {
 	Truncated bool
 }
 
-// Tokenize lays out query with each document. It runs on the caller's
-// goroutine: llama.cpp's tokenizer only reads the vocabulary.
+// Tokenize lays out query with each document, cut at the document's end to
+// the pair limit. It runs on the caller's goroutine: llama.cpp's tokenizer
+// only reads the vocabulary.
 func (m *Model) Tokenize(query string, docs []string) ([]Pair, error) {
-	q, err := m.llm.Tokenize(validUTF8(query), false)
+	prep, err := m.Prepare([]Query{{Text: query, Docs: docs}}, DocOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("cannot tokenize the query: %w", err)
+		return nil, err
 	}
-	pairs := make([]Pair, len(docs))
-	for i, d := range docs {
-		dt, err := m.llm.Tokenize(validUTF8(d), false)
-		if err != nil {
-			return nil, fmt.Errorf("cannot tokenize document %d: %w", i, err)
-		}
-		seq, trunc, err := m.layout.Pair(q, dt, m.ctxLen)
-		if err != nil {
-			return nil, err
-		}
-		pairs[i] = Pair{Tokens: seq, Truncated: trunc}
-	}
-	return pairs, nil
+	return prep.Pairs, nil
 }
 
 func validUTF8(s string) string {

@@ -105,17 +105,28 @@ func (l Layout) Overhead() int {
 	return n
 }
 
+// Room is how many document tokens fit beside query within maxLen; a query
+// that leaves no room at all is ErrQueryTooLong.
+func (l Layout) Room(query []int32, maxLen int) (int, error) {
+	fixed := l.Overhead() + len(query)
+	if fixed > maxLen {
+		return 0, fmt.Errorf("%w: it takes %d of the %d tokens a pair may hold", ErrQueryTooLong, fixed, maxLen)
+	}
+	return maxLen - fixed, nil
+}
+
 // Pair lays out one pair within maxLen tokens. A document that does not fit is
 // cut at its end (the query and special tokens are kept) and truncated is
 // true; a query that leaves no room is ErrQueryTooLong.
 func (l Layout) Pair(query, doc []int32, maxLen int) (seq []int32, truncated bool, err error) {
-	fixed := l.Overhead() + len(query)
-	if fixed > maxLen {
-		return nil, false, fmt.Errorf("%w: it takes %d of the %d tokens a pair may hold", ErrQueryTooLong, fixed, maxLen)
+	room, err := l.Room(query, maxLen)
+	if err != nil {
+		return nil, false, err
 	}
-	if room := maxLen - fixed; len(doc) > room {
+	if len(doc) > room {
 		doc, truncated = doc[:room], true
 	}
+	fixed := maxLen - room
 	seq = make([]int32, 0, fixed+len(doc))
 	for _, p := range l.parts {
 		switch {

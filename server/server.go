@@ -21,15 +21,16 @@ import (
 
 // Options configure the HTTP server. Zero fields take the defaults below.
 type Options struct {
-	MaxBodyBytes   int           // request body limit
-	MaxDocuments   int           // documents per rerank request
-	RequestTimeout time.Duration // how long a request may wait for its scores
-	ReadTimeout    time.Duration // whole request, headers and body
-	WriteTimeout   time.Duration
-	IdleTimeout    time.Duration
-	MaxHeaderBytes int
-	MaxConnsPerIP  int // concurrent connections from one client address
-	Logger         *slog.Logger
+	MaxBodyBytes    int           // request body limit
+	MaxDocuments    int           // documents per rerank request
+	MaxTokensPerDoc int           // tokens kept of each document before pairing (default 4096, as Cohere)
+	RequestTimeout  time.Duration // how long a request may wait for its scores
+	ReadTimeout     time.Duration // whole request, headers and body
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+	MaxHeaderBytes  int
+	MaxConnsPerIP   int // concurrent connections from one client address
+	Logger          *slog.Logger
 
 	Hubs           map[hub.Source]hub.Hub // for /api/hub search and file lists
 	Keys           *auth.Keys             // API keys; nil or NoAuth: the rerank API is open
@@ -41,19 +42,23 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultMaxBodyBytes   = 8 << 20
-	DefaultMaxDocuments   = 1000
-	DefaultRequestTimeout = 5 * time.Minute
-	DefaultReadTimeout    = 30 * time.Second
-	DefaultWriteTimeout   = 30 * time.Second
-	DefaultIdleTimeout    = 2 * time.Minute
-	DefaultMaxHeaderBytes = 16 << 10
-	DefaultMaxConnsPerIP  = 256
+	DefaultMaxBodyBytes    = 8 << 20
+	DefaultMaxDocuments    = 1000
+	DefaultMaxTokensPerDoc = 4096
+	DefaultRequestTimeout  = 5 * time.Minute
+	DefaultReadTimeout     = 30 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultMaxHeaderBytes  = 16 << 10
+	DefaultMaxConnsPerIP   = 256
 )
 
 func (o *Options) setDefaults() {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxTokensPerDoc <= 0 {
+		o.MaxTokensPerDoc = DefaultMaxTokensPerDoc
 	}
 	if o.MaxDocuments <= 0 {
 		o.MaxDocuments = DefaultMaxDocuments
@@ -103,6 +108,9 @@ func New(m *models.Manager, o Options) *Server {
 	s.routes = map[string]route{
 		"/v1/rerank": {fasthttp.MethodPost, s.handleRerank},
 		"/rerank":    {fasthttp.MethodPost, s.handleRerank},
+		"/v2/rerank": {fasthttp.MethodPost, s.handleRerankV2},
+		"/score":     {fasthttp.MethodPost, s.handleScore},
+		"/v1/score":  {fasthttp.MethodPost, s.handleScore},
 		"/v1/models": {fasthttp.MethodGet, s.handleModels},
 		"/health":    {fasthttp.MethodGet, s.handleHealth},
 		"/ready":     {fasthttp.MethodGet, s.handleReady},
