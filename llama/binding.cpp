@@ -83,7 +83,9 @@ extern "C" int32_t aimind_encode(struct llama_context * ctx, struct llama_batch 
                 batch->pos[n]       = j;
                 batch->n_seq_id[n]  = 1;
                 batch->seq_id[n][0] = s;
-                batch->logits[n]    = 1; // rank pooling reads every output row
+                // Only first tokens are read; patch 0001 then skips the
+                // last layer for the others (stock llama.cpp overrides this).
+                batch->logits[n]    = j == 0;
             }
         }
         batch->n_tokens = n;

@@ -2,12 +2,15 @@ package llama_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aimind/aimind/internal/synth"
@@ -173,6 +176,51 @@ func TestWordPieceMatchesHuggingFace(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, wantIDs) {
 			t.Errorf("text %d %q: got %v, want %v", i, text, got, wantIDs)
+		}
+	}
+}
+
+type captureHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+func (h *captureHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *captureHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestPatch0001KeepsFirstTokenOutputs: with third_party/patches/0001 applied,
+// llama.cpp honours a batch that marks only each sequence's first token as an
+// output (stock llama.cpp overrides it with a warning and computes the last
+// layer for every token).
+func TestPatch0001KeepsFirstTokenOutputs(t *testing.T) {
+	h := &captureHandler{}
+	llama.Init(slog.New(h))
+	defer llama.Init(slog.Default())
+	m, err := llama.LoadModel(testutil.MustModel(t, synth.Tiny()), llama.ModelParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := llama.NewContext(m, llama.ContextParams{Tokens: 64, Sequences: 4, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Encode([]int32{0, 5, 2, 2, 7, 2, 0, 9, 2, 2, 2}, []int{6, 5}); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, msg := range h.msgs {
+		if strings.Contains(msg, "not marked as outputs") {
+			t.Fatalf("llama.cpp overrode the first-token outputs (patch 0001 not applied?): %s", msg)
 		}
 	}
 }
