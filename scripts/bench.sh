@@ -24,7 +24,7 @@ for shape in "${shapes[@]}"; do
     model="$dir/$shape-$t.gguf"
     [ -f "$model" ] || bin/synthgguf -shape "$shape" -type "$t" -out "$model"
     # shellcheck disable=SC2086
-    bin/aimind serve --model "$model" --alias bench --port $port --log-level warn ${EXTRA:-} 2>"$dir/serve.log" &
+    bin/aimind serve --model "$model" --alias bench --port $port --no-auth --data-dir "$dir/data-$shape-$t" --log-level warn ${EXTRA:-} 2>"$dir/serve.log" &
     pid=$!
     trap 'kill $pid 2>/dev/null || true' EXIT
     for _ in $(seq 1 600); do

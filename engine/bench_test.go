@@ -1,0 +1,47 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/internal/synth"
+)
+
+// BenchmarkRerank20x135 scores one request of 20 documents of ~135-token
+// pairs, the shape of the project's throughput figures, on the model at
+// $AIMIND_BENCH_MODEL (scripts/bench.sh writes them). It reports tokens/s.
+func BenchmarkRerank20x135(b *testing.B) {
+	path := os.Getenv("AIMIND_BENCH_MODEL")
+	if path == "" {
+		b.Skip("set AIMIND_BENCH_MODEL to a reranker GGUF")
+	}
+	m, err := engine.Open(path, engine.Options{FlashAttn: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	docs := make([]string, 20)
+	for i := range docs {
+		docs[i] = synth.Text(uint64(i+1), 120)
+	}
+	pairs, err := m.Tokenize(synth.Text(99, 8), docs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens := 0
+	for _, p := range pairs {
+		tokens += len(p.Tokens)
+	}
+	if _, err := m.Score(context.Background(), pairs); err != nil { // warm up
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Score(context.Background(), pairs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(tokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
