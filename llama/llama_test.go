@@ -1,7 +1,6 @@
 package llama_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,24 +21,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testutil.Cleanup()
 	os.Exit(code)
-}
-
-func rssBytes(t *testing.T) int64 {
-	t.Helper()
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(sc.Text())[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
 }
 
 // TestLoadUnloadKeepsMemoryFlat loads a ~10 MB model with a context many
@@ -67,11 +48,11 @@ func TestLoadUnloadKeepsMemoryFlat(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		cycle() // warm up allocators and thread pools
 	}
-	before := rssBytes(t)
+	before := testutil.RSS(t)
 	for i := 0; i < 40; i++ {
 		cycle()
 	}
-	after := rssBytes(t)
+	after := testutil.RSS(t)
 	st, _ := os.Stat(path)
 	t.Logf("RSS %d MiB -> %d MiB over 40 cycles of a %d MiB model", before>>20, after>>20, st.Size()>>20)
 	if grow := after - before; grow > 4*st.Size() {

@@ -1,12 +1,10 @@
 package models_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -291,22 +289,6 @@ func TestModelScopeDeploy(t *testing.T) {
 	}
 }
 
-func rss(t *testing.T) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(sc.Text())[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // TestStopStartLoopKeepsMemoryFlat: stopping frees the llama.cpp memory.
 func TestStopStartLoopKeepsMemoryFlat(t *testing.T) {
 	e := newEnv(t)
@@ -325,11 +307,11 @@ func TestStopStartLoopKeepsMemoryFlat(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		cycle()
 	}
-	before := rss(t)
+	before := testutil.RSS(t)
 	for i := 0; i < 25; i++ {
 		cycle()
 	}
-	after := rss(t)
+	after := testutil.RSS(t)
 	size, _ := os.Stat(path)
 	t.Logf("RSS %d MiB -> %d MiB over 25 stop/start cycles of a %d MiB model", before>>20, after>>20, size.Size()>>20)
 	if after-before > 4*size.Size() {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,16 +31,6 @@ func body(n, words int, seed uint64) string {
 	return string(b)
 }
 
-func vmRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	m := regexp.MustCompile(`VmRSS:\s+(\d+)`).FindSubmatch(b)
-	if m == nil {
-		return 0
-	}
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return kb << 10
-}
-
 // TestOverloadGets429Fast: at about twice the queue's capacity the excess is
 // refused at once with Retry-After; every accepted request completes with the
 // same scores it gets alone; memory stays bounded; the server recovers.
@@ -50,7 +39,7 @@ func TestOverloadGets429Fast(t *testing.T) {
 	one := body(40, 30, 1) // ~1400 tokens: the queue holds about four
 	var alone answer
 	json.Unmarshal([]byte(mustPost(t, s, one)), &alone)
-	before := vmRSS()
+	before := testutil.RSS(t)
 	type outcome struct {
 		code  int
 		d     time.Duration
@@ -99,7 +88,7 @@ func TestOverloadGets429Fast(t *testing.T) {
 	if ok == 0 || refused == 0 {
 		t.Fatalf("%d accepted, %d refused: the load did not exceed the queue", ok, refused)
 	}
-	if grow := vmRSS() - before; grow > 256<<20 {
+	if grow := testutil.RSS(t) - before; grow > 256<<20 {
 		t.Errorf("RSS grew by %d MiB under load", grow>>20)
 	}
 	mustPost(t, s, one) // recovered

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -79,4 +81,25 @@ func deref(b *bool) string {
 		return "nil"
 	}
 	return fmt.Sprint(*b)
+}
+
+// RSS is this process's resident memory in bytes; tests that check memory
+// stays flat skip where /proc is missing.
+func RSS(tb testing.TB) int64 {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	tb.Skip("no VmRSS in /proc/self/status")
+	return 0
 }
