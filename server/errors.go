@@ -2,8 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 
 	"github.com/valyala/fasthttp"
 )
@@ -49,16 +47,4 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 }
 
 // decodeJSON parses an /api/* body with a message fit for the client.
-func decodeJSON(body []byte, v any) error {
-	if len(body) == 0 {
-		return errors.New("the request body is empty; send JSON")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("field %q has the wrong type", te.Field)
-		}
-		return fmt.Errorf("the body is not valid JSON: %v", err)
-	}
-	return nil
-}
+func decodeJSON(body []byte, v any) error { return decodeBody(body, v) }
