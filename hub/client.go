@@ -230,8 +230,8 @@ func (h *httpBase) download(ctx context.Context, blob string, f File, urlPath st
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			return fmt.Errorf("cannot download %s: %s answered %s: %s", f.Path, h.kind, resp.Status, strings.TrimSpace(string(b)))
 		}
-		if err := copyWithProgress(ctx, out, resp.Body, sum, have, f.Size, progress); err != nil {
-			return fmt.Errorf("download of %s stopped after %s (it resumes on retry): %w", f.Path, size(have), err)
+		if have, err = copyWithProgress(ctx, out, resp.Body, sum, have, f.Size, progress); err != nil {
+			return fmt.Errorf("download of %s stopped after %d bytes (it resumes on retry): %w", f.Path, have, err)
 		}
 	}
 	if err := out.Sync(); err != nil {
@@ -256,20 +256,19 @@ func (h *httpBase) download(ctx context.Context, blob string, f File, urlPath st
 	return nil
 }
 
-func size(n int64) string { return fmt.Sprintf("%d bytes", n) }
-
-func copyWithProgress(ctx context.Context, w io.Writer, r io.Reader, sum hash.Hash, have, total int64, progress func(Progress)) error {
+// copyWithProgress appends r to w and sum and returns the bytes now held.
+func copyWithProgress(ctx context.Context, w io.Writer, r io.Reader, sum hash.Hash, have, total int64, progress func(Progress)) (int64, error) {
 	buf := make([]byte, 1<<20)
 	start, last := time.Now(), time.Time{}
 	startHave := have
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return have, err
 		}
 		n, err := r.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
+				return have, werr
 			}
 			sum.Write(buf[:n])
 			have += int64(n)
@@ -284,12 +283,12 @@ func copyWithProgress(ctx context.Context, w io.Writer, r io.Reader, sum hash.Ha
 				progress(Progress{Done: have, Total: total, Rate: float64(have-startHave) / time.Since(start).Seconds()})
 			}
 			if total > 0 && have < total {
-				return io.ErrUnexpectedEOF
+				return have, io.ErrUnexpectedEOF
 			}
-			return nil
+			return have, nil
 		}
 		if err != nil {
-			return err
+			return have, err
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -316,5 +317,35 @@ func TestStopStartLoopKeepsMemoryFlat(t *testing.T) {
 	t.Logf("RSS %d MiB -> %d MiB over 25 stop/start cycles of a %d MiB model", before>>20, after>>20, size.Size()>>20)
 	if after-before > 4*size.Size() {
 		t.Fatalf("RSS grew by %d MiB", (after-before)>>20)
+	}
+}
+
+// TestFullDiskEndsInError: a download that runs out of disk ends in a clear
+// error status, with no partial file presented as complete. It mounts a
+// 64 KiB tmpfs as the cache (skipped where mounting is not allowed).
+func TestFullDiskEndsInError(t *testing.T) {
+	e := newEnv(t)
+	small := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", small).Run() })
+	e.cache = small
+	m, st := e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID, Name: "m"}, false)
+	rec := waitStatus(t, m, "m", models.StateError)
+	if !strings.Contains(rec.Error, "no space left") {
+		t.Fatalf("error %q", rec.Error)
+	}
+	if _, _, err := m.Resolve("m"); !errors.Is(err, models.ErrUnavailable) {
+		t.Fatalf("resolve: %v", err)
+	}
+	blobs, _ := os.ReadDir(filepath.Join(small, "models--gpustack--bge-reranker-v2-m3-GGUF", "blobs"))
+	for _, b := range blobs {
+		if !strings.HasSuffix(b.Name(), ".incomplete") {
+			t.Fatalf("a partial download is presented as complete: %s", b.Name())
+		}
 	}
 }
