@@ -25,7 +25,6 @@ var (
 	ErrRateLimited   = errors.New("too many failed logins")
 	ErrNoSession     = errors.New("not logged in")
 	ErrWeakPassword  = errors.New("password too short")
-	ErrMustChange    = errors.New("the password must be changed first")
 	ErrNoAdminRecord = errors.New("no admin account")
 )
 

@@ -42,7 +42,6 @@ type Options struct {
 	BatchTokens int  // token budget of one encoder call; 0 means DefaultBatchTokens
 	Threads     int  // 0 means the number of CPUs
 	FlashAttn   bool // flash attention (faster; casts K and V to F16)
-	GPULayers   int
 	Logger      *slog.Logger
 
 	// MaxQueueTokens bounds the tokens waiting for the encoder; a request
@@ -105,7 +104,7 @@ func Open(path string, o Options) (*Model, error) {
 	for _, w := range facts.Warnings {
 		o.Logger.Warn(w, "path", path)
 	}
-	llm, err := llama.LoadModel(path, llama.ModelParams{GPULayers: o.GPULayers})
+	llm, err := llama.LoadModel(path, llama.ModelParams{})
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +248,7 @@ func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
 	if len(pairs) == 0 {
 		return nil, ErrEmpty
 	}
-	j := &job{ctx: ctx, pairs: pairs, scores: make([]float64, len(pairs)), reply: make(chan error, 1), queued: time.Now()}
+	j := &job{ctx: ctx, pairs: pairs, scores: make([]float64, len(pairs)), reply: make(chan error, 1)}
 	tokens := 0
 	for i, p := range pairs {
 		if len(p.Tokens) == 0 || len(p.Tokens) > m.ctxLen {
@@ -262,7 +261,6 @@ func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
 		m.queued.Add(-int64(tokens))
 		return nil, &OverloadError{Queued: int(q) - tokens, Limit: m.maxQueued, RetryAfter: m.drainTime(int(q) - tokens)}
 	}
-	j.tokens = tokens
 	defer m.queued.Add(-int64(tokens))
 	select {
 	case m.jobs <- j:
@@ -303,13 +301,11 @@ func (m *Model) drainTime(tokens int) time.Duration {
 
 // job is one request inside the scheduler.
 type job struct {
-	tokens int
 	ctx    context.Context
 	pairs  []Pair
 	scores []float64
 	left   int
 	reply  chan error
-	queued time.Time
 	state  pending
 }
 

@@ -324,38 +324,11 @@ func TestOddText(t *testing.T) {
 	}
 }
 
-// TestQ8_0CloseToReference: llama.cpp's own Q8_0 quantization of the same
-// weights stays near the float64 reference.
-func TestQ8_0CloseToReference(t *testing.T) {
-	spec := shapes["3x96-6heads"]
-	ref, err := reference.Load(testutil.MustModel(t, spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := mustOpen(t, testutil.MustQuantized(t, spec, llama.FtypeQ8_0), engine.Options{})
-	if m.Facts().FileType != "Q8_0" {
-		t.Fatalf("file type %q", m.Facts().FileType)
-	}
-	pairs, err := m.Tokenize("panda", documents(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := m.Score(context.Background(), pairs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range pairs {
-		want, _ := ref.Score(p.Tokens)
-		if !close(res.Scores[i], want, 5e-2, 5e-2) {
-			t.Errorf("pair %d: Q8_0 %.5f, reference %.5f", i, res.Scores[i], want)
-		}
-	}
-}
-
-// TestF16FileCloseToReference: an F16 file of the same weights scores near the
-// F32 reference (this path aborted in ggml before modelfile required F32
-// token types).
-func TestF16FileCloseToReference(t *testing.T) {
+// TestStoredTypesCloseToReference: llama.cpp's Q8_0 quantization and an F16
+// file of the same weights score near the float64 reference on the F32
+// weights (the F16 path aborted in ggml before modelfile required F32 token
+// types).
+func TestStoredTypesCloseToReference(t *testing.T) {
 	spec := shapes["3x96-6heads"]
 	ref, err := reference.Load(testutil.MustModel(t, spec))
 	if err != nil {
@@ -363,23 +336,35 @@ func TestF16FileCloseToReference(t *testing.T) {
 	}
 	half := spec
 	half.F16 = true
-	m := mustOpen(t, testutil.MustModel(t, half), engine.Options{FlashAttn: true})
-	if m.Facts().FileType != "F16" {
-		t.Fatalf("file type %q", m.Facts().FileType)
+	cases := []struct {
+		fileType string
+		path     string
+		bound    float64
+	}{
+		{"Q8_0", testutil.MustQuantized(t, spec, llama.FtypeQ8_0), 5e-2},
+		{"F16", testutil.MustModel(t, half), 3e-2},
 	}
-	pairs, err := m.Tokenize("panda", documents(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := m.Score(context.Background(), pairs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range pairs {
-		want, _ := ref.Score(p.Tokens)
-		if !close(res.Scores[i], want, 3e-2, 3e-2) {
-			t.Errorf("pair %d: F16 %.5f, reference %.5f", i, res.Scores[i], want)
-		}
+	for _, tc := range cases {
+		t.Run(tc.fileType, func(t *testing.T) {
+			m := mustOpen(t, tc.path, engine.Options{FlashAttn: true})
+			if m.Facts().FileType != tc.fileType {
+				t.Fatalf("file type %q", m.Facts().FileType)
+			}
+			pairs, err := m.Tokenize("panda", documents(10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := m.Score(context.Background(), pairs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range pairs {
+				want, _ := ref.Score(p.Tokens)
+				if !close(res.Scores[i], want, tc.bound, tc.bound) {
+					t.Errorf("pair %d: %s %.5f, reference %.5f", i, tc.fileType, res.Scores[i], want)
+				}
+			}
+		})
 	}
 }
 
