@@ -21,6 +21,10 @@ type DocOptions struct {
 	// 0 means DefaultMaxChunks. Text past the last window is not scored and
 	// the document counts as truncated.
 	MaxChunks int
+	// MaxTokens stops tokenizing as soon as the pairs laid out so far need
+	// more tokens than this, with a *TooLargeError, so a request that can
+	// never be admitted costs little work; 0: the model's queue bound.
+	MaxTokens int
 }
 
 // DefaultMaxChunks is Cohere's default max_chunks_per_doc.
@@ -50,6 +54,11 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 	if maxChunks <= 0 {
 		maxChunks = DefaultMaxChunks
 	}
+	limit := o.MaxTokens
+	if limit <= 0 {
+		limit = m.maxQueued
+	}
+	total := 0
 	p := &Prepared{Places: make([][]DocPlace, len(queries))}
 	for qi, q := range queries {
 		qt, err := m.llm.Tokenize(validUTF8(q.Text), false)
@@ -84,6 +93,9 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 				seq, _, err := m.layout.Pair(qt, w, m.ctxLen)
 				if err != nil {
 					return nil, err
+				}
+				if total += len(seq); total > limit {
+					return nil, &TooLargeError{Tokens: total, Limit: limit}
 				}
 				p.Pairs = append(p.Pairs, Pair{Tokens: seq, Truncated: place.Truncated})
 			}

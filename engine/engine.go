@@ -6,10 +6,14 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,6 +32,8 @@ var (
 	ErrEmpty     = errors.New("nothing to rerank")
 	// ErrOverloaded: the queue holds more tokens than MaxQueueTokens.
 	ErrOverloaded = errors.New("too many tokens are queued")
+	// ErrTooLarge: a request needs more tokens than the queue may ever hold.
+	ErrTooLarge = errors.New("request is larger than the queue")
 )
 
 // Defaults.
@@ -45,9 +51,15 @@ type Options struct {
 	Logger      *slog.Logger
 
 	// MaxQueueTokens bounds the tokens waiting for the encoder; a request
-	// that would go past it is refused at once with ErrOverloaded (unless the
-	// queue is empty). 0 means DefaultMaxQueueTokens.
+	// that would go past it is refused at once with ErrOverloaded, and one
+	// that could never fit, even alone, with ErrTooLarge. 0 means
+	// DefaultMaxQueueTokens.
 	MaxQueueTokens int
+	// Cache, when set, answers pairs scored before and keeps new scores.
+	Cache *ScoreCache
+	// Digest is the SHA-256 of the model file, hex, when known (a verified
+	// download); with a cache and no digest, Open computes it.
+	Digest string
 	// OnBatch, when set, is told about every encoder call.
 	OnBatch func(pairs, tokens int, d time.Duration)
 }
@@ -69,6 +81,18 @@ func (e *OverloadError) Error() string {
 
 func (e *OverloadError) Unwrap() error { return ErrOverloaded }
 
+// TooLargeError says why a request can never be admitted.
+type TooLargeError struct {
+	Tokens int // tokens the request needs (at least)
+	Limit  int // the queue's bound
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%v: it needs %d tokens and at most %d may wait (--max-queue-tokens); send fewer documents (--max-documents caps them) or shorter ones", ErrTooLarge, e.Tokens, e.Limit)
+}
+
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
 // Model is a loaded reranker ready to score.
 type Model struct {
 	facts  *modelfile.Facts
@@ -85,8 +109,11 @@ type Model struct {
 	done chan struct{}
 	once sync.Once
 
+	cache  *ScoreCache
+	digest [32]byte
+
 	maxQueued int
-	queued    atomic.Int64  // tokens admitted and not yet scored
+	queued    atomic.Int64  // tokens admitted and not yet answered or dropped
 	tokPerSec atomic.Uint64 // float64 bits: recent encoder throughput
 	onBatch   func(pairs, tokens int, d time.Duration)
 }
@@ -104,6 +131,12 @@ func Open(path string, o Options) (*Model, error) {
 	for _, w := range facts.Warnings {
 		o.Logger.Warn(w, "path", path)
 	}
+	var digest [32]byte
+	if o.Cache != nil {
+		if digest, err = fileDigest(path, o.Digest); err != nil {
+			return nil, fmt.Errorf("cannot load model %q: %w", path, err)
+		}
+	}
 	llm, err := llama.LoadModel(path, llama.ModelParams{})
 	if err != nil {
 		return nil, err
@@ -113,7 +146,28 @@ func Open(path string, o Options) (*Model, error) {
 		llm.Close()
 		return nil, fmt.Errorf("cannot load model %q: %w", path, err)
 	}
+	m.digest = digest
 	return m, nil
+}
+
+// fileDigest decodes a known hex SHA-256 or computes the file's.
+func fileDigest(path, known string) ([32]byte, error) {
+	var d [32]byte
+	if b, err := hex.DecodeString(known); err == nil && len(b) == len(d) {
+		copy(d[:], b)
+		return d, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return d, fmt.Errorf("cannot read the file for its digest: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return d, fmt.Errorf("cannot read the file for its digest: %w", err)
+	}
+	h.Sum(d[:0])
+	return d, nil
 }
 
 func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, error) {
@@ -156,7 +210,7 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 		facts: facts, info: info, llm: llm, lctx: lctx, layout: layout,
 		ctxLen: ctxLen, budget: budget, log: o.Logger,
 		jobs: make(chan *job, 64), quit: make(chan struct{}), done: make(chan struct{}),
-		maxQueued: o.MaxQueueTokens, onBatch: o.OnBatch,
+		maxQueued: o.MaxQueueTokens, onBatch: o.OnBatch, cache: o.Cache,
 	}
 	if m.maxQueued <= 0 {
 		m.maxQueued = DefaultMaxQueueTokens
@@ -188,8 +242,9 @@ func (m *Model) Layout() Layout { return m.layout }
 // MaxPairTokens is the longest pair evaluated.
 func (m *Model) MaxPairTokens() int { return m.ctxLen }
 
-// Close stops the scheduler, fails waiting requests and frees the context and
-// model. It is idempotent.
+// Close stops the scheduler, answers every request still waiting with
+// ErrClosed at once, and frees the context and model once the call in
+// progress (if any) has returned. It is idempotent.
 func (m *Model) Close() error {
 	m.once.Do(func() {
 		close(m.quit)
@@ -228,7 +283,8 @@ func validUTF8(s string) string {
 type Result struct {
 	Scores    []float64 // raw logits, in document order
 	Truncated []bool
-	Tokens    int // tokens evaluated
+	Tokens    int // tokens of all pairs, cached or not
+	Cached    int // pairs answered from the score cache
 }
 
 // Rerank scores each document against query.
@@ -243,51 +299,126 @@ func (m *Model) Rerank(ctx context.Context, query string, docs []string) (*Resul
 	return m.Score(ctx, pairs)
 }
 
-// Score evaluates laid-out pairs.
+// Score evaluates laid-out pairs: those the cache holds at once, the rest
+// (each distinct pair once) through the scheduler.
 func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
 	if len(pairs) == 0 {
 		return nil, ErrEmpty
 	}
-	j := &job{ctx: ctx, pairs: pairs, scores: make([]float64, len(pairs)), reply: make(chan error, 1)}
-	tokens := 0
+	r := &Result{Scores: make([]float64, len(pairs)), Truncated: make([]bool, len(pairs))}
 	for i, p := range pairs {
 		if len(p.Tokens) == 0 || len(p.Tokens) > m.ctxLen {
 			return nil, fmt.Errorf("BUG: pair %d has %d tokens, limit %d", i, len(p.Tokens), m.ctxLen)
 		}
-		tokens += len(p.Tokens)
-	}
-	// Admission: refuse at once rather than queue without bound.
-	if q := m.queued.Add(int64(tokens)); q > int64(m.maxQueued) && q != int64(tokens) {
-		m.queued.Add(-int64(tokens))
-		return nil, &OverloadError{Queued: int(q) - tokens, Limit: m.maxQueued, RetryAfter: m.drainTime(int(q) - tokens)}
-	}
-	defer m.queued.Add(-int64(tokens))
-	select {
-	case m.jobs <- j:
-	case <-m.quit:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case err := <-j.reply:
-		if err != nil {
-			return nil, err
-		}
-	case <-ctx.Done():
-		// The scheduler sees the cancellation and drops the pending pairs.
-		return nil, ctx.Err()
-	}
-	r := &Result{Scores: j.scores, Truncated: make([]bool, len(pairs))}
-	for i, p := range pairs {
 		r.Truncated[i] = p.Truncated
 		r.Tokens += len(p.Tokens)
+	}
+	// Which pairs need the encoder: not cached, and not a repeat of one
+	// earlier in this request.
+	var keys []cacheKey
+	todo := make([]int, 0, len(pairs)) // pair index of each job pair
+	same := make([]int, len(pairs))    // for repeats: the pair they copy
+	if m.cache != nil {
+		keys = make([]cacheKey, len(pairs))
+		first := make(map[cacheKey]int, len(pairs))
+		for i, p := range pairs {
+			keys[i] = pairKey(m.digest, p.Tokens)
+			same[i] = -1
+			if j, ok := first[keys[i]]; ok {
+				same[i] = j
+				continue
+			}
+			first[keys[i]] = i
+			if s, ok := m.cache.get(keys[i]); ok {
+				r.Scores[i] = s
+				r.Cached++
+				continue
+			}
+			todo = append(todo, i)
+		}
+	} else {
+		for i := range pairs {
+			todo = append(todo, i)
+			same[i] = -1
+		}
+	}
+	if len(todo) > 0 {
+		j := &job{ctx: ctx, pairs: make([]Pair, len(todo)), scores: make([]float64, len(todo)), reply: make(chan error, 1)}
+		for k, i := range todo {
+			j.pairs[k] = pairs[i]
+			j.tokens += len(pairs[i].Tokens)
+		}
+		if err := m.submit(ctx, j); err != nil {
+			return nil, err
+		}
+		for k, i := range todo {
+			r.Scores[i] = j.scores[k]
+			if m.cache != nil {
+				m.cache.put(keys[i], j.scores[k])
+			}
+		}
+	}
+	for i, j := range same {
+		if j >= 0 {
+			r.Scores[i] = r.Scores[j]
+		}
 	}
 	return r, nil
 }
 
+// submit admits a job, hands it to the scheduler and waits for its answer.
+func (m *Model) submit(ctx context.Context, j *job) error {
+	if j.tokens > m.maxQueued {
+		return &TooLargeError{Tokens: j.tokens, Limit: m.maxQueued}
+	}
+	// Admission: refuse at once rather than queue without bound. The
+	// scheduler gives the tokens back when it answers or drops the job.
+	if q := m.queued.Add(int64(j.tokens)); q > int64(m.maxQueued) {
+		m.queued.Add(-int64(j.tokens))
+		return &OverloadError{Queued: int(q) - j.tokens, Limit: m.maxQueued, RetryAfter: m.drainTime(int(q) - j.tokens)}
+	}
+	select {
+	case m.jobs <- j:
+	case <-m.quit:
+		m.queued.Add(-int64(j.tokens))
+		return ErrClosed
+	case <-ctx.Done():
+		m.queued.Add(-int64(j.tokens))
+		return ctx.Err()
+	}
+	select {
+	case err := <-j.reply:
+		return err
+	case <-ctx.Done():
+		// The scheduler sees the cancellation before its next call and
+		// drops the pairs not yet scored.
+		return ctx.Err()
+	case <-m.done:
+		// The scheduler has stopped; it answered every job it held, so a
+		// reply may be waiting.
+		select {
+		case err := <-j.reply:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
 // QueuedTokens is the number of tokens admitted and not yet answered.
 func (m *Model) QueuedTokens() int { return int(m.queued.Load()) }
+
+// MaxQueueTokens is the queue's bound in tokens.
+func (m *Model) MaxQueueTokens() int { return m.maxQueued }
+
+// Overloaded returns the error a request gets while the queue is full, or
+// nil: a check before any tokenizing.
+func (m *Model) Overloaded() error {
+	if q := int(m.queued.Load()); q >= m.maxQueued {
+		return &OverloadError{Queued: q, Limit: m.maxQueued, RetryAfter: m.drainTime(q)}
+	}
+	return nil
+}
 
 // drainTime estimates how long the queue takes to empty.
 func (m *Model) drainTime(tokens int) time.Duration {
@@ -303,32 +434,54 @@ func (m *Model) drainTime(tokens int) time.Duration {
 type job struct {
 	ctx    context.Context
 	pairs  []Pair
+	tokens int
 	scores []float64
-	left   int
+	left   int // pairs not yet scored
+	req    *request
 	reply  chan error
-	state  pending
+}
+
+// answer replies once and gives the job's tokens back to the queue bound.
+func (m *Model) answer(j *job, err error) {
+	m.queued.Add(-int64(j.tokens))
+	j.left = 0
+	j.reply <- err
 }
 
 // run is the one goroutine that owns the llama context.
 func (m *Model) run() {
 	defer close(m.done)
-	var queue []*job
+	s := newScheduler(m.budget, llama.MaxSequences)
+	jobs := map[*request]*job{}
 	accept := func(j *job) {
-		j.left = len(j.pairs)
-		j.state.lens = make([]int, len(j.pairs))
-		j.state.remaining = make([]int, len(j.pairs))
+		lens := make([]int, len(j.pairs))
 		for i, p := range j.pairs {
-			j.state.lens[i] = len(p.Tokens)
-			j.state.remaining[i] = i
+			lens[i] = len(p.Tokens)
 		}
-		queue = append(queue, j)
+		j.left = len(j.pairs)
+		j.req = s.admit(lens)
+		jobs[j.req] = j
+	}
+	closeAll := func() {
+		for _, j := range jobs {
+			m.answer(j, ErrClosed)
+		}
+		for {
+			select {
+			case j := <-m.jobs:
+				m.answer(j, ErrClosed)
+			default:
+				return
+			}
+		}
 	}
 	for {
-		if len(queue) == 0 {
+		if s.empty() {
 			select {
 			case j := <-m.jobs:
 				accept(j)
 			case <-m.quit:
+				closeAll()
 				return
 			}
 		}
@@ -338,50 +491,36 @@ func (m *Model) run() {
 			case j := <-m.jobs:
 				accept(j)
 			case <-m.quit:
-				for _, j := range queue {
-					j.reply <- ErrClosed
-				}
+				closeAll()
 				return
 			default:
 				break drain
 			}
 		}
 		// Drop requests whose client has gone.
-		live := queue[:0]
-		for _, j := range queue {
+		for r, j := range jobs {
 			if err := j.ctx.Err(); err != nil {
-				j.reply <- err
-				continue
+				s.drop(r)
+				delete(jobs, r)
+				m.answer(j, err)
 			}
-			live = append(live, j)
 		}
-		queue = live
-		if len(queue) == 0 {
+		if s.empty() {
 			continue
 		}
-		states := make([]*pending, len(queue))
-		for i, j := range queue {
-			states[i] = &j.state
-		}
-		picks := pack(states, m.budget, llama.MaxSequences)
-		m.encode(queue, picks)
-		live = queue[:0]
-		for _, j := range queue {
-			if j.left > 0 {
-				live = append(live, j)
-			}
-		}
-		queue = live
+		picks := s.next()
+		tokens := m.encode(s, jobs, picks)
+		s.advance(tokens)
 	}
 }
 
 // encode runs one call and delivers its scores; a failed call fails every
-// request it held.
-func (m *Model) encode(queue []*job, picks []pick) {
+// request it held. It returns the tokens encoded.
+func (m *Model) encode(s *scheduler, jobs map[*request]*job, picks []pick) int {
 	var tokens []int32
 	lens := make([]int, len(picks))
 	for i, p := range picks {
-		t := queue[p.req].pairs[p.pair].Tokens
+		t := jobs[p.req].pairs[p.pair].Tokens
 		tokens = append(tokens, t...)
 		lens[i] = len(t)
 	}
@@ -398,26 +537,31 @@ func (m *Model) encode(queue []*job, picks []pick) {
 			m.onBatch(len(picks), len(tokens), d)
 		}
 	}
-	failed := map[*job]bool{}
 	for i, p := range picks {
-		j := queue[p.req]
-		if failed[j] || j.left == 0 {
-			continue
+		j := jobs[p.req]
+		if j == nil || j.left == 0 {
+			continue // already failed by an earlier pair of this call
 		}
 		perr := err
 		if perr == nil && (math.IsNaN(float64(scores[i])) || math.IsInf(float64(scores[i]), 0)) {
 			perr = ErrNonFinite
 		}
 		if perr != nil {
-			failed[j] = true
-			j.left = 0
-			j.reply <- fmt.Errorf("cannot score: %w", perr)
+			m.finish(s, jobs, j, fmt.Errorf("cannot score: %w", perr))
 			continue
 		}
 		j.scores[p.pair] = float64(scores[i])
-		j.left--
-		if j.left == 0 {
-			j.reply <- nil
+		if j.left--; j.left == 0 {
+			m.finish(s, jobs, j, nil)
 		}
 	}
+	return len(tokens)
+}
+
+// finish answers a job and forgets it, with any pairs of it that still wait
+// in the scheduler.
+func (m *Model) finish(s *scheduler, jobs map[*request]*job, j *job, err error) {
+	s.drop(j.req)
+	delete(jobs, j.req)
+	m.answer(j, err)
 }

@@ -365,6 +365,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 	}
 	start := time.Now()
 	opts := m.opts
+	opts.Digest = rec.SHA256 // verified at download; local files are hashed at load
 	if obs := m.Observe; obs != nil {
 		name := rec.Name
 		opts.OnBatch = func(pairs, tokens int, d time.Duration) { obs(name, pairs, tokens, d) }

@@ -3,12 +3,8 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"regexp"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -65,6 +61,12 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	for _, st := range []models.State{models.StatePending, models.StateDownloading, models.StateLoading, models.StateRunning, models.StateError, models.StateStopped} {
 		metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_models{state=%q}`, st), nil).Set(float64(counts[st]))
 	}
+	cs := s.opts.Cache.Stats()
+	metrics.GetOrCreateCounter(`aimind_score_cache_hits_total`).Set(cs.Hits)
+	metrics.GetOrCreateCounter(`aimind_score_cache_misses_total`).Set(cs.Misses)
+	metrics.GetOrCreateGauge(`aimind_score_cache_bytes`, nil).Set(float64(cs.Bytes))
+	metrics.GetOrCreateGauge(`aimind_score_cache_max_bytes`, nil).Set(float64(cs.Max))
+	metrics.GetOrCreateGauge(`aimind_score_cache_entries`, nil).Set(float64(cs.Entries))
 	ctx.SetContentType("text/plain; version=0.0.4")
 	metrics.WritePrometheus(ctx, true)
 }
@@ -94,49 +96,4 @@ func requestID(ctx *fasthttp.RequestCtx) string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// watchClient cancels cancel when the client closes its connection while
-// the request waits for the engine, so its queued pairs are dropped. It peeks
-// at the socket without consuming anything; stop ends the watch.
-func watchClient(conn net.Conn, cancel func()) (stop func()) {
-	type netConner interface{ NetConn() net.Conn }
-	if nc, ok := conn.(netConner); ok {
-		conn = nc.NetConn()
-	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return func() {}
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return func() {}
-	}
-	var stopped atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for range t.C {
-			if stopped.Load() {
-				return
-			}
-			gone := false
-			raw.Read(func(fd uintptr) bool {
-				n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-				gone = n == 0 && err == nil || (err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR))
-				return true
-			})
-			if gone {
-				cancel()
-				return
-			}
-		}
-	}()
-	return func() {
-		stopped.Store(true)
-		<-done
-	}
 }

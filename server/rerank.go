@@ -309,13 +309,21 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, p *auth.Principal, d dialect,
 // run prepares and scores the pairs, answering errors; ok is false when an
 // answer was written.
 func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, name string, queries []engine.Query, o engine.DocOptions, refuseTruncation bool) (*engine.Answer, bool) {
+	// Cheap checks first: a full queue refuses before any tokenizing, and
+	// at most a few requests tokenize at once.
+	if err := model.Overloaded(); err != nil {
+		s.refuse(ctx, d, name, err)
+		return nil, false
+	}
+	s.tokenizing <- struct{}{}
 	prep, err := model.Prepare(queries, o)
+	<-s.tokenizing
 	if errors.Is(err, engine.ErrQueryTooLong) {
 		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
 		return nil, false
 	}
 	if err != nil {
-		fail(ctx, d, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q: %v", name, err))
+		s.refuse(ctx, d, name, err)
 		return nil, false
 	}
 	if refuseTruncation {
@@ -334,25 +342,40 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, n
 	stopWatch := watchClient(ctx.Conn(), cancel)
 	ans, err := model.Run(rctx, prep)
 	stopWatch()
+	if err != nil {
+		s.refuse(ctx, d, name, err)
+		return nil, false
+	}
+	return ans, true
+}
+
+// refuse answers an engine error in the dialect's shape.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, d dialect, name string, err error) {
 	var overload *engine.OverloadError
 	switch {
-	case err == nil:
-		return ans, true
 	case errors.As(err, &overload):
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(int(overload.RetryAfter.Seconds()+0.999)))
 		fail(ctx, d, fasthttp.StatusTooManyRequests, typeRateLimit, fmt.Sprintf("model %q is busy: %v", name, err))
+	case errors.Is(err, engine.ErrTooLarge):
+		fail(ctx, d, fasthttp.StatusRequestEntityTooLarge, typeInvalid, fmt.Sprintf("model %q cannot take this request: %v", name, err))
 	case errors.Is(err, context.Canceled):
 		fail(ctx, d, 499, typeInvalid, "client closed the request")
 	case errors.Is(err, context.DeadlineExceeded):
 		fail(ctx, d, fasthttp.StatusGatewayTimeout, typeUnavailable, fmt.Sprintf("model %q did not answer within %s", name, s.opts.RequestTimeout))
 	case errors.Is(err, engine.ErrClosed):
-		fail(ctx, d, fasthttp.StatusConflict, typeUnavailable, fmt.Sprintf("model %q was stopped while answering", name))
+		state := "stopped"
+		if r, gerr := s.models.Get(name); gerr == nil {
+			state = string(r.Status)
+		} else {
+			state = "deleted"
+		}
+		ctx.Response.Header.Set("Retry-After", "5")
+		fail(ctx, d, fasthttp.StatusServiceUnavailable, typeUnavailable, fmt.Sprintf("model %q was unloaded before it answered (now %s); the request was not scored", name, state))
 	case errors.Is(err, engine.ErrNonFinite):
 		fail(ctx, d, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q produced a non-finite score", name))
 	default:
 		fail(ctx, d, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q: %v", name, err))
 	}
-	return nil, false
 }
 
 func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal, d dialect) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aimind/aimind/auth"
+	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/models"
 )
@@ -38,6 +40,7 @@ type Options struct {
 	Admin          *auth.Admin            // admin login for /api/*; nil: no admin API
 	TLS            bool                   // served over HTTPS (cookies get Secure)
 	TrustedProxies []*net.IPNet           // whose X-Forwarded-For/-Proto to believe
+	Cache          *engine.ScoreCache     // the models' score cache, for /metrics; nil: off
 }
 
 // Defaults.
@@ -94,6 +97,9 @@ type Server struct {
 	local    *fasthttp.Server
 	routes   map[string]route
 	draining atomic.Bool
+	// tokenizing bounds the requests that tokenize at once, so a flood of
+	// large bodies cannot take every core before admission.
+	tokenizing chan struct{}
 }
 
 type route struct {
@@ -104,7 +110,7 @@ type route struct {
 // New builds a server over the given models.
 func New(m *models.Manager, o Options) *Server {
 	o.setDefaults()
-	s := &Server{opts: o, models: m}
+	s := &Server{opts: o, models: m, tokenizing: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	s.routes = map[string]route{
 		"/v1/rerank": {fasthttp.MethodPost, s.handleRerank},
 		"/rerank":    {fasthttp.MethodPost, s.handleRerank},

@@ -41,6 +41,7 @@ type serveConfig struct {
 	Port              int
 	LogLevel          string
 	LogFormat         string
+	CacheBytes        int64
 	Engine            engine.Options
 	Server            server.Options
 }
@@ -67,6 +68,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-tokens", Value: engine.DefaultBatchTokens, Usage: "token budget of one encoder call", Destination: &cfg.Engine.BatchTokens},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
+			&cli.Int64Flag{Name: "cache-bytes", Value: engine.DefaultCacheBytes, Usage: "bytes of remembered pair scores shared by all models (0: no cache)", Destination: &cfg.CacheBytes},
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
 			&cli.DurationFlag{Name: "read-timeout", Value: server.DefaultReadTimeout, Usage: "time to receive a whole request", Destination: &cfg.Server.ReadTimeout},
@@ -101,6 +103,10 @@ func (c *serveConfig) validate() error {
 	if c.Engine.BatchTokens < 1 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
 		return errors.New("--batch-tokens must be positive, --ctx at least 8 and --threads not negative")
 	}
+	if c.CacheBytes < 0 {
+		return errors.New("--cache-bytes must not be negative")
+	}
+	c.Engine.Cache = engine.NewScoreCache(c.CacheBytes)
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert-file and --tls-key-file go together")
 	}
@@ -195,6 +201,7 @@ func serve(cfg serveConfig) error {
 		return fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	cfg.Server.Logger = log
+	cfg.Server.Cache = cfg.Engine.Cache
 	srv := server.New(mgr, cfg.Server)
 	served := make(chan error, 1)
 	scheme := "http"
