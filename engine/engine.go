@@ -111,6 +111,7 @@ type Model struct {
 
 	cache  *ScoreCache
 	digest [32]byte
+	closed error // why the model closed; written before quit closes
 
 	maxQueued int
 	queued    atomic.Int64  // tokens admitted and not yet answered or dropped
@@ -245,8 +246,19 @@ func (m *Model) MaxPairTokens() int { return m.ctxLen }
 // Close stops the scheduler, answers every request still waiting with
 // ErrClosed at once, and frees the context and model once the call in
 // progress (if any) has returned. It is idempotent.
-func (m *Model) Close() error {
+func (m *Model) Close() error { return m.CloseBecause("closed") }
+
+// ClosedError is ErrClosed with what closed the model ("stopped",
+// "deleted", "shutting down").
+type ClosedError struct{ Reason string }
+
+func (e *ClosedError) Error() string { return "model was " + e.Reason + " before it answered" }
+func (e *ClosedError) Unwrap() error { return ErrClosed }
+
+// CloseBecause is Close, telling waiting requests why.
+func (m *Model) CloseBecause(reason string) error {
 	m.once.Do(func() {
+		m.closed = &ClosedError{Reason: reason}
 		close(m.quit)
 		<-m.done
 		m.lctx.Close()
@@ -381,7 +393,7 @@ func (m *Model) submit(ctx context.Context, j *job) error {
 	case m.jobs <- j:
 	case <-m.quit:
 		m.queued.Add(-int64(j.tokens))
-		return ErrClosed
+		return m.closed
 	case <-ctx.Done():
 		m.queued.Add(-int64(j.tokens))
 		return ctx.Err()
@@ -400,7 +412,7 @@ func (m *Model) submit(ctx context.Context, j *job) error {
 		case err := <-j.reply:
 			return err
 		default:
-			return ErrClosed
+			return m.closed
 		}
 	}
 }
@@ -464,12 +476,12 @@ func (m *Model) run() {
 	}
 	closeAll := func() {
 		for _, j := range jobs {
-			m.answer(j, ErrClosed)
+			m.answer(j, m.closed)
 		}
 		for {
 			select {
 			case j := <-m.jobs:
-				m.answer(j, ErrClosed)
+				m.answer(j, m.closed)
 			default:
 				return
 			}

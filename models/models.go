@@ -473,7 +473,7 @@ func memAvailable() (int64, error) {
 
 // halt cancels the worker, waits for it and frees the engine. The caller
 // holds no lock.
-func (m *Manager) halt(e *entry) {
+func (m *Manager) halt(e *entry, reason string) {
 	m.mu.Lock()
 	cancel, done := e.cancel, e.done
 	m.mu.Unlock()
@@ -486,7 +486,7 @@ func (m *Manager) halt(e *entry) {
 	e.model, e.cancel, e.done = nil, nil, nil
 	m.mu.Unlock()
 	if model != nil {
-		model.Close() // waits for in-flight calls, frees the llama.cpp memory
+		model.CloseBecause(reason) // answers queued requests, waits for the call in progress, frees the llama.cpp memory
 	}
 }
 
@@ -519,7 +519,7 @@ func (m *Manager) Stop(name string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	m.halt(e)
+	m.halt(e, "stopped")
 	m.set(e, func(r *Record) { r.Status, r.Desired, r.Progress = StateStopped, StateStopped, nil })
 	return m.Get(name)
 }
@@ -551,7 +551,7 @@ func (m *Manager) Delete(name string, removeFiles bool) error {
 	if err != nil {
 		return err
 	}
-	m.halt(e)
+	m.halt(e, "deleted")
 	m.mu.Lock()
 	delete(m.entries, name)
 	rec := e.rec
@@ -686,7 +686,7 @@ func (m *Manager) Close() error {
 			<-done
 		}
 		if model != nil {
-			model.Close()
+			model.CloseBecause("shutting down")
 		}
 	}
 	m.wg.Wait()

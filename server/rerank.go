@@ -363,14 +363,8 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, d dialect, name string, err er
 	case errors.Is(err, context.DeadlineExceeded):
 		fail(ctx, d, fasthttp.StatusGatewayTimeout, typeUnavailable, fmt.Sprintf("model %q did not answer within %s", name, s.opts.RequestTimeout))
 	case errors.Is(err, engine.ErrClosed):
-		state := "stopped"
-		if r, gerr := s.models.Get(name); gerr == nil {
-			state = string(r.Status)
-		} else {
-			state = "deleted"
-		}
 		ctx.Response.Header.Set("Retry-After", "5")
-		fail(ctx, d, fasthttp.StatusServiceUnavailable, typeUnavailable, fmt.Sprintf("model %q was unloaded before it answered (now %s); the request was not scored", name, state))
+		fail(ctx, d, fasthttp.StatusServiceUnavailable, typeUnavailable, fmt.Sprintf("model %q: %v; the request was not scored", name, err))
 	case errors.Is(err, engine.ErrNonFinite):
 		fail(ctx, d, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q produced a non-finite score", name))
 	default:

@@ -1,0 +1,4 @@
+package server
+
+// WatchPeeks exposes the count of looks the disconnect watcher took.
+var WatchPeeks = &watchPeeks
