@@ -45,3 +45,52 @@ func BenchmarkRerank20x135(b *testing.B) {
 	}
 	b.ReportMetric(float64(tokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
+
+// BenchmarkSeedRequest is the fixed cost of one small request (3 documents
+// of 20 words, the seed request's size): tokenizing and one encoder call, on
+// the model at $AIMIND_BENCH_MODEL.
+func BenchmarkSeedRequest(b *testing.B) {
+	path := os.Getenv("AIMIND_BENCH_MODEL")
+	if path == "" {
+		b.Skip("set AIMIND_BENCH_MODEL to a reranker GGUF")
+	}
+	m, err := engine.Open(path, engine.Options{FlashAttn: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	docs := []string{synth.Text(1, 20), synth.Text(2, 20), synth.Text(3, 20)}
+	query := synth.Text(99, 12)
+	b.Run("tokenize", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Tokenize(query, docs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	pairs, err := m.Tokenize(query, docs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("score", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Score(context.Background(), pairs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// One pair of a handful of tokens: what a call costs besides its
+	// arithmetic (graph build, thread wake-up, per-op overhead).
+	tiny, err := m.Tokenize("a", []string{"b"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("one-pair-call", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := m.Score(context.Background(), tiny); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(tiny[0].Tokens)), "tokens")
+	})
+}
