@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/aimind/aimind/engine"
@@ -48,13 +49,14 @@ func BenchmarkRerank20x135(b *testing.B) {
 
 // BenchmarkSeedRequest is the fixed cost of one small request (3 documents
 // of 20 words, the seed request's size): tokenizing and one encoder call, on
-// the model at $AIMIND_BENCH_MODEL.
+// the model at $AIMIND_BENCH_MODEL with $AIMIND_BENCH_THREADS threads.
 func BenchmarkSeedRequest(b *testing.B) {
 	path := os.Getenv("AIMIND_BENCH_MODEL")
 	if path == "" {
 		b.Skip("set AIMIND_BENCH_MODEL to a reranker GGUF")
 	}
-	m, err := engine.Open(path, engine.Options{FlashAttn: true})
+	threads, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_THREADS")) // 0: all CPUs
+	m, err := engine.Open(path, engine.Options{FlashAttn: true, Threads: threads})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -243,4 +243,5 @@ const (
 	FtypeF16  = 1
 	FtypeQ4_0 = 2
 	FtypeQ8_0 = 7
+	FtypeBF16 = 32
 )

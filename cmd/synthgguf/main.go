@@ -15,7 +15,7 @@ import (
 func main() {
 	shape := flag.String("shape", "tiny", "tiny, base (bge-reranker-base) or v2m3 (bge-reranker-v2-m3)")
 	out := flag.String("out", "", "output .gguf path")
-	typ := flag.String("type", "f32", "f32, f16, q8_0 or q4_0")
+	typ := flag.String("type", "f32", "f32, f16, bf16, q8_0 or q4_0")
 	vocab := flag.String("vocab", "ugm", "ugm (XLM-R) or wpm (BERT)")
 	seed := flag.Uint64("seed", 0, "weight seed (0: the shape's default)")
 	flag.Parse()
@@ -46,14 +46,14 @@ func run(shape, out, typ, vocab string, seed uint64) error {
 	if vocab == "wpm" {
 		s.Vocab = synth.VocabWPM
 	}
-	ftype := map[string]int{"q8_0": llama.FtypeQ8_0, "q4_0": llama.FtypeQ4_0}
+	ftype := map[string]int{"q8_0": llama.FtypeQ8_0, "q4_0": llama.FtypeQ4_0, "bf16": llama.FtypeBF16}
 	switch typ {
 	case "f32":
 		return synth.Write(out, s)
 	case "f16":
 		s.F16 = true
 		return synth.Write(out, s)
-	case "q8_0", "q4_0":
+	case "q8_0", "q4_0", "bf16":
 		tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".f32")
 		defer os.Remove(tmp)
 		if err := synth.Write(tmp, s); err != nil {
