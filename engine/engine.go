@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -60,6 +61,15 @@ type Options struct {
 	// Digest is the SHA-256 of the model file, hex, when known (a verified
 	// download); with a cache and no digest, Open computes it.
 	Digest string
+	// F16AsBF16 says whether an F16 file is computed as BF16: "auto" (the
+	// default) where the CPU has AVX512-BF16 and flash attention is on,
+	// "on" wherever the CPU has AVX512-BF16, "off" never. The BF16 copy is
+	// written once to DerivedDir.
+	F16AsBF16  string
+	DerivedDir string
+	// NoExtraBuffers keeps weights out of ggml's repacked buffer types (the
+	// AMX tiles): the stock CPU kernels run them.
+	NoExtraBuffers bool
 	// OnBatch, when set, is told about every encoder call.
 	OnBatch func(pairs, tokens int, d time.Duration)
 }
@@ -112,6 +122,7 @@ type Model struct {
 	cache  *ScoreCache
 	digest [32]byte
 	closed error // why the model closed; written before quit closes
+	kernel string
 
 	maxQueued int
 	queued    atomic.Int64  // tokens admitted and not yet answered or dropped
@@ -133,12 +144,27 @@ func Open(path string, o Options) (*Model, error) {
 		o.Logger.Warn(w, "path", path)
 	}
 	var digest [32]byte
-	if o.Cache != nil {
+	bf16 := useBF16(facts, o)
+	if o.Cache != nil || bf16 {
 		if digest, err = fileDigest(path, o.Digest); err != nil {
 			return nil, fmt.Errorf("cannot load model %q: %w", path, err)
 		}
 	}
-	llm, err := llama.LoadModel(path, llama.ModelParams{})
+	load := path
+	if bf16 {
+		load = filepath.Join(o.DerivedDir, hex.EncodeToString(digest[:])+"-bf16.gguf")
+		if _, err := os.Stat(load); err != nil {
+			start := time.Now()
+			if err := modelfile.WriteBF16(path, load); err != nil {
+				return nil, fmt.Errorf("cannot load model %q: %w", path, err)
+			}
+			o.Logger.Info("F16 weights converted to BF16 for AVX512-BF16", "path", path, "copy", load, "seconds", time.Since(start).Seconds())
+		}
+		if _, err := modelfile.Check(load); err != nil {
+			return nil, fmt.Errorf("cannot load model %q: its BF16 copy %q: %w", path, load, err)
+		}
+	}
+	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers})
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +174,64 @@ func Open(path string, o Options) (*Model, error) {
 		return nil, fmt.Errorf("cannot load model %q: %w", path, err)
 	}
 	m.digest = digest
+	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU())
 	return m, nil
 }
+
+// useBF16 decides whether an F16 file is computed as BF16 (see
+// Options.F16AsBF16): its error against the float64 reference stays within
+// the flash-attention bounds (2e-2), not within the 5e-3 of the path without
+// flash attention (docs/benchmarks.md), hence "auto" follows FlashAttn.
+func useBF16(f *modelfile.Facts, o Options) bool {
+	if f.FileType != "F16" || o.DerivedDir == "" || !llama.CPU().AVX512BF16 {
+		return false
+	}
+	switch o.F16AsBF16 {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return o.FlashAttn
+}
+
+// kernelPath names the matrix kernels a model's weights run through.
+func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llama.CPUFeatures) string {
+	if buffers["AMX"] > 0 {
+		return fmt.Sprintf("AMX int8 (%s; %.0f MiB of weights in AMX tiles)", fileType, buffers["AMX"])
+	}
+	if bf16 {
+		return "BF16 AVX512-BF16 (F16 file converted at load)"
+	}
+	switch fileType {
+	case "BF16":
+		if cpu.AVX512BF16 {
+			return "BF16 AVX512-BF16"
+		}
+		return "BF16 via FP32 FMA"
+	case "F16":
+		if cpu.AVX512 {
+			return "F16 AVX-512 FP32 FMA"
+		}
+		return "F16 AVX2 FP32 FMA"
+	case "F32":
+		if cpu.AVX512 {
+			return "F32 AVX-512"
+		}
+		return "F32 AVX2"
+	}
+	switch {
+	case cpu.AVX512VNNI:
+		return fileType + " AVX512-VNNI int8 (256-bit)"
+	case cpu.AVXVNNI:
+		return fileType + " AVX-VNNI int8"
+	}
+	return fileType + " AVX2 int8"
+}
+
+// Kernel names the matrix kernels the model runs through (for logs,
+// /v1/models and /metrics).
+func (m *Model) Kernel() string { return m.kernel }
 
 // fileDigest decodes a known hex SHA-256 or computes the file's.
 func fileDigest(path, known string) ([32]byte, error) {

@@ -19,12 +19,13 @@ extern "C" void aimind_log_install(void) {
     llama_log_set(aimind_log_cb, nullptr);
 }
 
-extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers) {
+extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts) {
     try {
         llama_model_params p = llama_model_default_params();
         p.vocab_only   = vocab_only;
         p.n_gpu_layers = n_gpu_layers;
         p.use_mmap     = true;
+        p.use_extra_bufts = extra_bufts;
         return llama_model_load_from_file(path, p);
     } catch (const std::exception & e) {
         log_exception(e);

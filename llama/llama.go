@@ -12,6 +12,7 @@ package llama
 #cgo LDFLAGS: -L${SRCDIR}/../third_party/out/lib -lllama -lggml -lggml-cpu -lggml-base -lstdc++ -lm -fopenmp -lpthread
 #include <stdlib.h>
 #include "binding.h"
+#include "ggml-cpu.h"
 */
 import "C"
 
@@ -38,7 +39,29 @@ var (
 	logMu     sync.Mutex
 	logLine   strings.Builder
 	lastError atomic.Pointer[string]
+	// capture, while a load holds loadMu, collects every line llama.cpp
+	// logs, so what the load reported is attributed to its model.
+	capture *[]string
 )
+
+// CPUFeatures are the instruction-set extensions ggml's CPU backend was built
+// for and found on this CPU (GGML_NATIVE builds for the build machine).
+type CPUFeatures struct {
+	AVX2, AVX512, AVX512VNNI, AVX512BF16, AVXVNNI, AMXInt8 bool
+}
+
+// CPU reports ggml's CPU features.
+func CPU() CPUFeatures {
+	Init(nil)
+	return CPUFeatures{
+		AVX2:       C.ggml_cpu_has_avx2() != 0,
+		AVX512:     C.ggml_cpu_has_avx512() != 0,
+		AVX512VNNI: C.ggml_cpu_has_avx512_vnni() != 0,
+		AVX512BF16: C.ggml_cpu_has_avx512_bf16() != 0,
+		AVXVNNI:    C.ggml_cpu_has_avx_vnni() != 0,
+		AMXInt8:    C.ggml_cpu_has_amx_int8() != 0,
+	}
+}
 
 // Init initialises llama.cpp's backends once and routes its log through
 // logger. Later calls only replace the logger.
@@ -85,6 +108,9 @@ func aimindGoLog(level C.int, text *C.char) {
 	logLine.Reset()
 	if msg == "" {
 		return
+	}
+	if capture != nil {
+		*capture = append(*capture, msg)
 	}
 	l := logger.Load()
 	if l == nil {

@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"strconv"
 	"sync"
@@ -49,6 +50,9 @@ func (v VocabType) String() string {
 type ModelParams struct {
 	VocabOnly bool // load the tokenizer only
 	GPULayers int  // layers to offload; 0 keeps everything on the CPU
+	// NoExtraBuffers keeps weights out of ggml's repacking buffer types
+	// (AMX tiles and the like): the plain CPU kernels run them.
+	NoExtraBuffers bool
 }
 
 // Model is a loaded GGUF model. Its methods are safe for concurrent use
@@ -57,7 +61,15 @@ type Model struct {
 	mu    sync.RWMutex
 	c     *C.struct_llama_model
 	vocab *C.struct_llama_vocab
+
+	// Buffers is the MiB of weights llama.cpp placed in each backend
+	// buffer type at load ("CPU", "CPU_Mapped", "AMX", ...), from its load
+	// log.
+	Buffers map[string]float64
 }
+
+// bufferLine is llama.cpp's load report of one weight buffer.
+var bufferLine = regexp.MustCompile(`^load_tensors:\s+(\S+) model buffer size =\s+([0-9.]+) MiB$`)
 
 var loadMu sync.Mutex // serialises loads so the captured error line is ours
 
@@ -69,7 +81,14 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	defer C.free(unsafe.Pointer(cpath))
 	loadMu.Lock()
 	takeLastError()
-	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers))
+	var lines []string
+	logMu.Lock()
+	capture = &lines
+	logMu.Unlock()
+	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers), C.bool(!p.NoExtraBuffers))
+	logMu.Lock()
+	capture = nil
+	logMu.Unlock()
 	why := takeLastError()
 	loadMu.Unlock()
 	if c == nil {
@@ -78,7 +97,13 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 		}
 		return nil, fmt.Errorf("%w %q: %s", ErrLoad, path, why)
 	}
-	m := &Model{c: c, vocab: C.llama_model_get_vocab(c)}
+	m := &Model{c: c, vocab: C.llama_model_get_vocab(c), Buffers: map[string]float64{}}
+	for _, l := range lines {
+		if b := bufferLine.FindStringSubmatch(l); b != nil {
+			mib, _ := strconv.ParseFloat(b[2], 64)
+			m.Buffers[b[1]] += mib
+		}
+	}
 	runtime.SetFinalizer(m, (*Model).Close)
 	return m, nil
 }

@@ -54,6 +54,7 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 		if m := s.models.Engine(r.Name); m != nil {
 			q := float64(m.QueuedTokens())
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(q)
+			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_model_kernel{model=%q,kernel=%q}`, r.Name, m.Kernel()), nil).Set(1)
 		} else {
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(0)
 		}

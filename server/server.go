@@ -266,6 +266,7 @@ type modelCard struct {
 	ContextLength int              `json:"context_length,omitempty"`
 	MaxPairTokens int              `json:"max_pair_tokens,omitempty"`
 	PairLayout    string           `json:"pair_layout,omitempty"`
+	Kernel        string           `json:"kernel,omitempty"`
 	Progress      *models.Progress `json:"progress,omitempty"`
 	Score         string           `json:"score"`
 	Warnings      []string         `json:"warnings,omitempty"`
@@ -286,6 +287,7 @@ func (s *Server) card(r models.Record) modelCard {
 	if m := s.models.Engine(r.Name); m != nil {
 		c.MaxPairTokens = m.MaxPairTokens()
 		c.PairLayout = string(m.Layout().Kind)
+		c.Kernel = m.Kernel()
 	}
 	return c
 }

@@ -68,6 +68,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch-tokens", Value: engine.DefaultBatchTokens, Usage: "token budget of one encoder call", Destination: &cfg.Engine.BatchTokens},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
+			&cli.StringFlag{Name: "f16-as-bf16", Value: "auto", Usage: "compute F16 files as BF16 where the CPU has AVX512-BF16: auto (with flash attention), on, off; the copy goes to <data-dir>/derived", Destination: &cfg.Engine.F16AsBF16},
 			&cli.Int64Flag{Name: "cache-bytes", Value: engine.DefaultCacheBytes, Usage: "bytes of remembered pair scores shared by all models (0: no cache)", Destination: &cfg.CacheBytes},
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
@@ -102,6 +103,11 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Engine.BatchTokens < 1 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
 		return errors.New("--batch-tokens must be positive, --ctx at least 8 and --threads not negative")
+	}
+	switch c.Engine.F16AsBF16 {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("--f16-as-bf16 %q: want auto, on or off", c.Engine.F16AsBF16)
 	}
 	if c.CacheBytes < 0 {
 		return errors.New("--cache-bytes must not be negative")
@@ -145,6 +151,7 @@ func serve(cfg serveConfig) error {
 	llama.Init(log)
 	log.Info("aimind starting", "version", version, "system", llama.SystemInfo())
 
+	cfg.Engine.DerivedDir = filepath.Join(cfg.DataDir, "derived")
 	st, err := store.Open(cfg.DataDir, log)
 	if err != nil {
 		return err

@@ -1,0 +1,150 @@
+package engine_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/internal/reference"
+	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/llama"
+)
+
+// worstError scores 20 pairs and returns the largest and the mean absolute
+// difference from the float64 reference, failing on any pair outside
+// rel*|want| + abs (no such check when rel is negative).
+func worstError(t *testing.T, m *engine.Model, ref *reference.Model, rel, abs float64) (worst, mean float64) {
+	t.Helper()
+	pairs, err := m.Tokenize("what does the giant panda eat", documents(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Score(context.Background(), pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pairs {
+		want, err := ref.Score(p.Tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := math.Abs(res.Scores[i] - want)
+		worst = math.Max(worst, d)
+		mean += d / float64(len(pairs))
+		if rel >= 0 && d > rel*math.Abs(want)+abs {
+			t.Errorf("pair %d: %.5f, reference %.5f", i, res.Scores[i], want)
+		}
+	}
+	return worst, mean
+}
+
+// TestF16ComputedAsBF16: where the CPU has AVX512-BF16, an F16 file is
+// converted to BF16 once at load (with flash attention on, the default), and
+// its scores stay within the flash-attention bounds of the float64
+// reference; with flash attention off, or with the option off, F16 stays.
+func TestF16ComputedAsBF16(t *testing.T) {
+	if !llama.CPU().AVX512BF16 {
+		t.Skip("skipped: this CPU (or ggml's build for it) has no AVX512-BF16, so F16 files run the F16 kernels and there is no BF16 path to test")
+	}
+	for _, name := range []string{"tiny", "3x96-6heads", "wordpiece"} {
+		spec := shapes[name]
+		ref, err := reference.Load(testutil.MustModel(t, spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		half := spec
+		half.F16 = true
+		path := testutil.MustModel(t, half)
+		derived := t.TempDir()
+		t.Run(name, func(t *testing.T) {
+			m := mustOpen(t, path, engine.Options{FlashAttn: true, DerivedDir: derived})
+			if !strings.HasPrefix(m.Kernel(), "BF16") {
+				t.Fatalf("kernel %q, want the BF16 path", m.Kernel())
+			}
+			copies, _ := filepath.Glob(filepath.Join(derived, "*-bf16.gguf"))
+			if len(copies) != 1 {
+				t.Fatalf("BF16 copies in %s: %v", derived, copies)
+			}
+			worst, mean := worstError(t, m, ref, 2e-2, 2e-2)
+			t.Logf("BF16 path: worst %.2e, mean %.2e", worst, mean)
+			// A second load reuses the copy.
+			st, _ := os.Stat(copies[0])
+			mustOpen(t, path, engine.Options{FlashAttn: true, DerivedDir: derived})
+			if st2, _ := os.Stat(copies[0]); !st2.ModTime().Equal(st.ModTime()) {
+				t.Fatal("the BF16 copy was written again")
+			}
+			for _, o := range []engine.Options{
+				{FlashAttn: false, DerivedDir: derived},
+				{FlashAttn: true, DerivedDir: derived, F16AsBF16: "off"},
+			} {
+				if k := mustOpen(t, path, o).Kernel(); !strings.HasPrefix(k, "F16") {
+					t.Errorf("flash %v, option %q: kernel %q, want F16", o.FlashAttn, o.F16AsBF16, k)
+				}
+			}
+		})
+	}
+}
+
+// TestKernelNamed: every model says which kernels run it.
+func TestKernelNamed(t *testing.T) {
+	spec := shapes["3x96-6heads"]
+	for _, tc := range []struct{ path, want string }{
+		{testutil.MustModel(t, spec), "F32"},
+		{testutil.MustQuantized(t, spec, llama.FtypeQ8_0), "Q8_0"},
+	} {
+		if k := mustOpen(t, tc.path, engine.Options{FlashAttn: true}).Kernel(); !strings.Contains(k, tc.want) && !strings.HasPrefix(k, "AMX") {
+			t.Errorf("kernel %q, want it to name %s", k, tc.want)
+		}
+	}
+}
+
+// TestAMXPatch0002: where the CPU has AMX, patch 0002 puts 768- and
+// 1024-wide Q8_0 matrices into AMX tiles (seen in llama.cpp's load report),
+// and their scores are as close to the float64 reference as the stock Q8_0
+// kernels' (at most 1.5x their mean error); a 32-wide model, which the AMX
+// kernel refuses for most matrices, scores correctly too.
+func TestAMXPatch0002(t *testing.T) {
+	if !llama.CPU().AMXInt8 {
+		t.Skip("skipped: this CPU has no AMX (amx_int8); patch 0002's AMX path cannot run here, Q8_0 files use the stock kernels")
+	}
+	cases := []struct {
+		name    string
+		spec    synth.Spec
+		wantAMX bool
+	}{
+		{"768/3072", synth.Spec{Layers: 2, Hidden: 768, Heads: 12, FFN: 3072, Positions: 512, Seed: 31}, true},
+		{"1024/4096", synth.Spec{Layers: 2, Hidden: 1024, Heads: 16, FFN: 4096, Positions: 512, Seed: 32}, true},
+		{"384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 33}, true},
+		{"32/64", synth.Spec{Layers: 2, Hidden: 32, Heads: 2, FFN: 64, Positions: 512, Seed: 34}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ref, err := reference.Load(testutil.MustModel(t, tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			q8 := testutil.MustQuantized(t, tc.spec, llama.FtypeQ8_0)
+			amx := mustOpen(t, q8, engine.Options{FlashAttn: true})
+			stock := mustOpen(t, q8, engine.Options{FlashAttn: true, NoExtraBuffers: true})
+			if tc.wantAMX && !strings.HasPrefix(amx.Kernel(), "AMX") {
+				t.Fatalf("kernel %q: the AMX buffer was not used", amx.Kernel())
+			}
+			if strings.HasPrefix(stock.Kernel(), "AMX") {
+				t.Fatalf("stock load used AMX: %q", stock.Kernel())
+			}
+			// Random weights give logits far from zero on the wide shapes,
+			// where Q8_0's own error is large: the bar is stock Q8_0's.
+			_, stockMean := worstError(t, stock, ref, -1, 0)
+			worst, mean := worstError(t, amx, ref, -1, 0)
+			t.Logf("%s: AMX mean error %.2e (worst %.2e), stock %.2e", amx.Kernel(), mean, worst, stockMean)
+			if mean > 1.5*stockMean+1e-3 {
+				t.Errorf("AMX mean error %.2e is more than 1.5x stock's %.2e", mean, stockMean)
+			}
+		})
+	}
+}
