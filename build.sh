@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build.sh        builds llama.cpp (cached) and bin/aimind
-# build.sh test   the same, then runs every test
+# build.sh test   the same, then runs every test (and the concurrent packages under -race)
 # build.sh llama  only builds llama.cpp into the cache and links third_party/out
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -104,6 +104,8 @@ case "${1:-build}" in
     go build -o bin/synthgguf ./cmd/synthgguf
     go vet ./...
     go test -count=1 -timeout 40m "${@:2}" ./...
+    # The packages whose tests exercise goroutines, again under the race detector.
+    go test -race -count=1 -timeout 30m "${@:2}" ./engine ./server ./models ./auth ./store ./hub
     ;;
   *) die "unknown command '$1' (build, test, llama)";;
 esac

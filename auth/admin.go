@@ -56,7 +56,21 @@ type Admin struct {
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // client address → recent failures
+	inflight map[string]int         // client address → logins being checked now
+	tracked  int                    // MaxTrackedAddresses (tests lower it)
 }
+
+// argonSlots bounds the argon2id computations running at once, process
+// wide: each takes 19 MiB, and 256 connections from one address would
+// otherwise take about 5 GB.
+var argonSlots = make(chan struct{}, 2)
+
+// argonWait is how long a login waits for a slot before it is refused.
+const argonWait = 10 * time.Second
+
+// MaxTrackedAddresses bounds the failure table; past it the address whose
+// last failure is oldest is forgotten first.
+const MaxTrackedAddresses = 100_000
 
 // Login limits: more than MaxFailures failures within FailureWindow from one
 // address are answered with ErrRateLimited until the window passes.
@@ -67,7 +81,7 @@ const (
 
 // NewAdmin manages the admin account in st; dir is the data directory.
 func NewAdmin(st *store.Store, dir string) *Admin {
-	return &Admin{st: st, dir: dir, now: time.Now, failures: map[string][]time.Time{}}
+	return &Admin{st: st, dir: dir, now: time.Now, failures: map[string][]time.Time{}, inflight: map[string]int{}, tracked: MaxTrackedAddresses}
 }
 
 // argon2id parameters (OWASP's minimum: 19 MiB, 2 passes, 1 lane).
@@ -132,15 +146,7 @@ func (a *Admin) ResetPassword(password string) (string, error) {
 		return "", err
 	}
 	// Sessions made with the old password end.
-	err = a.st.Update(func(tx *store.Tx) error {
-		var keys []string
-		tx.Each("session/", func(k string, _ func(any) error) error { keys = append(keys, k); return nil })
-		for _, k := range keys {
-			tx.Delete(k)
-		}
-		return nil
-	})
-	return path, err
+	return path, a.endSessions("")
 }
 
 func (a *Admin) setPassword(password string, mustChange bool) (string, error) {
@@ -209,34 +215,84 @@ func (a *Admin) recentFailures(addr string, now time.Time) []time.Time {
 // changed.
 func (a *Admin) Login(addr, password string) (string, bool, error) {
 	now := a.now()
+	// Failures and attempts still being checked count together, under one
+	// lock: parallel attempts cannot slip past the limit while argon2 runs.
 	a.mu.Lock()
-	if f := a.recentFailures(addr, now); len(f) >= MaxFailures {
+	f := a.recentFailures(addr, now)
+	if len(f)+a.inflight[addr] >= MaxFailures {
 		a.mu.Unlock()
-		return "", false, &RetryAfter{Wait: FailureWindow - now.Sub(f[0])}
+		wait := time.Second
+		if len(f) > 0 {
+			wait = FailureWindow - now.Sub(f[0])
+		}
+		return "", false, &RetryAfter{Wait: wait}
+	}
+	a.inflight[addr]++
+	a.mu.Unlock()
+	ok, err := a.check(password)
+	a.mu.Lock()
+	if a.inflight[addr]--; a.inflight[addr] <= 0 {
+		delete(a.inflight, addr)
+	}
+	if err == nil && !ok {
+		a.failures[addr] = append(a.failures[addr], now)
+		a.evict(now)
+	}
+	if ok {
+		delete(a.failures, addr)
 	}
 	a.mu.Unlock()
+	switch {
+	case err != nil:
+		return "", false, err
+	case !ok:
+		return "", false, ErrBadPassword
+	}
 	var rec adminRecord
 	if err := a.st.Get("admin/account", &rec); err != nil {
 		return "", false, fmt.Errorf("%w: %v", ErrNoAdminRecord, err)
 	}
-	if !verifyPassword(rec.Hash, password) {
-		a.mu.Lock()
-		a.failures[addr] = append(a.failures[addr], now)
-		if len(a.failures) > 100_000 { // bound memory under a spray of addresses
-			a.failures = map[string][]time.Time{}
-		}
-		a.mu.Unlock()
-		return "", false, ErrBadPassword
+	id, err := a.newSession(now)
+	return id, rec.MustChange, err
+}
+
+// check verifies password against the stored hash, holding one of the
+// process's argon2 slots.
+func (a *Admin) check(password string) (bool, error) {
+	select {
+	case argonSlots <- struct{}{}:
+	case <-time.After(argonWait):
+		return false, &RetryAfter{Wait: time.Second}
 	}
-	a.mu.Lock()
-	delete(a.failures, addr)
-	a.mu.Unlock()
+	defer func() { <-argonSlots }()
+	var rec adminRecord
+	if err := a.st.Get("admin/account", &rec); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrNoAdminRecord, err)
+	}
+	return verifyPassword(rec.Hash, password), nil
+}
+
+// evict keeps the failure table within MaxTrackedAddresses, forgetting the
+// addresses whose last failure is oldest. Holds a.mu.
+func (a *Admin) evict(now time.Time) {
+	for len(a.failures) > a.tracked {
+		oldest, when := "", now
+		for addr, f := range a.failures {
+			if last := f[len(f)-1]; last.Before(when) || oldest == "" {
+				oldest, when = addr, last
+			}
+		}
+		delete(a.failures, oldest)
+	}
+}
+
+func (a *Admin) newSession(now time.Time) (string, error) {
 	id := randomHex(32)
 	s := sessionRecord{Created: now.UTC(), Expires: now.Add(SessionTTL).UTC()}
 	if err := a.st.Put("session/"+sessionKey(id), s); err != nil {
-		return "", false, fmt.Errorf("cannot store the session: %w", err)
+		return "", fmt.Errorf("cannot store the session: %w", err)
 	}
-	return id, rec.MustChange, nil
+	return id, nil
 }
 
 func sessionKey(id string) string {
@@ -270,9 +326,10 @@ func (a *Admin) Logout(id string) {
 	a.st.Update(func(tx *store.Tx) error { return tx.Delete("session/" + sessionKey(id)) })
 }
 
-// ChangePassword sets a new password after checking the current one and
-// removes the initial password file.
-func (a *Admin) ChangePassword(current, next string) error {
+// ChangePassword sets a new password after checking the current one,
+// removes the initial password file, and ends every session but keep (the
+// one that made the change; "" ends them all).
+func (a *Admin) ChangePassword(current, next, keep string) error {
 	var rec adminRecord
 	if err := a.st.Get("admin/account", &rec); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoAdminRecord, err)
@@ -290,5 +347,31 @@ func (a *Admin) ChangePassword(current, next string) error {
 		return err
 	}
 	os.Remove(filepath.Join(a.dir, InitialPasswordFile))
-	return nil
+	return a.endSessions(keep)
+}
+
+// endSessions deletes every session record except keep's.
+func (a *Admin) endSessions(keep string) error {
+	kept := ""
+	if keep != "" {
+		kept = "session/" + sessionKey(keep)
+	}
+	return a.st.Update(func(tx *store.Tx) error {
+		var ended []string
+		err := tx.Each("session/", func(key string, _ func(any) error) error {
+			if key != kept {
+				ended = append(ended, key)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range ended {
+			if err := tx.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

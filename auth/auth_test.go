@@ -173,13 +173,13 @@ func TestAdminLogin(t *testing.T) {
 	if mc, err := a.Session(id); err != nil || !mc {
 		t.Fatalf("session: %v %v", mc, err)
 	}
-	if err := a.ChangePassword(initial, "short"); !errors.Is(err, ErrWeakPassword) {
+	if err := a.ChangePassword(initial, "short", ""); !errors.Is(err, ErrWeakPassword) {
 		t.Fatalf("weak: %v", err)
 	}
-	if err := a.ChangePassword("wrong-current", "a-new-password"); !errors.Is(err, ErrBadPassword) {
+	if err := a.ChangePassword("wrong-current", "a-new-password", ""); !errors.Is(err, ErrBadPassword) {
 		t.Fatalf("wrong current: %v", err)
 	}
-	if err := a.ChangePassword(initial, "a-new-password"); err != nil {
+	if err := a.ChangePassword(initial, "a-new-password", id); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -238,5 +238,91 @@ func TestSessionExpires(t *testing.T) {
 	now = now.Add(SessionTTL)
 	if _, err := a.Session(id); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("expired session: %v", err)
+	}
+}
+
+// TestParallelLoginsAreLimited: wrong passwords sent all at once from one
+// address are checked at most MaxFailures times; the rest are refused
+// before argon2 runs.
+func TestParallelLoginsAreLimited(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	a.Bootstrap("correct-horse")
+	const n = 40
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() {
+			<-start
+			_, _, err := a.Login("7.7.7.7", "guess")
+			errs <- err
+		}()
+	}
+	close(start)
+	checked, refused := 0, 0
+	for i := 0; i < n; i++ {
+		err := <-errs
+		var ra *RetryAfter
+		switch {
+		case errors.Is(err, ErrBadPassword):
+			checked++
+		case errors.As(err, &ra):
+			refused++
+		default:
+			t.Fatalf("attempt: %v", err)
+		}
+	}
+	if checked > MaxFailures || checked+refused != n {
+		t.Fatalf("%d wrong passwords checked, %d refused; the limit is %d", checked, refused, MaxFailures)
+	}
+}
+
+// TestPasswordChangeEndsOtherSessions: after a change only the session that
+// made it stays open.
+func TestPasswordChangeEndsOtherSessions(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	a.Bootstrap("correct-horse")
+	mine, _, err := a.Login("1.1.1.1", "correct-horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := a.Login("2.2.2.2", "correct-horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ChangePassword("correct-horse", "battery-staple", mine); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Session(mine); err != nil {
+		t.Fatalf("the changing session ended: %v", err)
+	}
+	if _, err := a.Session(other); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("another session survived the change: %v", err)
+	}
+}
+
+// TestFailureTableEvictsOldest: past the table's bound the address whose
+// last failure is oldest is forgotten, not everyone's counts.
+func TestFailureTableEvictsOldest(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	a.Bootstrap("correct-horse")
+	a.tracked = 3
+	now := time.Now()
+	a.now = func() time.Time { return now }
+	for _, addr := range []string{"a", "b", "c", "d"} {
+		now = now.Add(time.Second)
+		a.Login(addr, "guess")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.failures["a"]; ok || len(a.failures) != 3 {
+		t.Fatalf("table %v: want a (the oldest) evicted and 3 left", a.failures)
+	}
+	for _, addr := range []string{"b", "c", "d"} {
+		if len(a.failures[addr]) != 1 {
+			t.Fatalf("%s lost its count", addr)
+		}
 	}
 }

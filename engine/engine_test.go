@@ -20,6 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv("AIMIND_CHILD_LOAD"); path != "" {
+		os.Exit(childLoad(path))
+	}
 	code := m.Run()
 	testutil.Cleanup()
 	os.Exit(code)

@@ -8,6 +8,7 @@ package modelfile
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -214,6 +215,9 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	if _, err := need("feed_forward_length", 1<<20); err != nil {
 		return err
 	}
+	if err := checkHparams(m, arch, embd, heads); err != nil {
+		return err
+	}
 
 	tok, _ := m.str("tokenizer.ggml.model")
 	if !tokenizers[tok] {
@@ -223,18 +227,31 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	if !ok || nTokens == 0 || nTokens > maxVocab {
 		return fmt.Errorf("%w: tokenizer.ggml.tokens is missing or has %d entries", ErrDamaged, nTokens)
 	}
-	// llama.cpp aborts (GGML_ASSERT) on a vocabulary with duplicate tokens.
+	// llama.cpp aborts (GGML_ASSERT) on a vocabulary with duplicate tokens,
+	// as it reads them: each as a C string (cut at its first NUL), an empty
+	// one renamed "[EMPTY_<index>]". A very long token overflows the stack
+	// while it builds its tokenizer.
 	if v, ok := m.kvs.Get("tokenizer.ggml.tokens"); ok {
 		av := v.ValueArray()
 		if av.Type != gguf.GGUFMetadataValueTypeString {
 			return fmt.Errorf("%w: tokenizer.ggml.tokens is not a string array", ErrDamaged)
 		}
-		seen := make(map[string]struct{}, nTokens)
+		seen := make(map[string]int, nTokens)
 		for i, t := range av.ValuesString() {
-			if _, dup := seen[t]; dup {
-				return fmt.Errorf("%w: token %d (%q) appears twice in the vocabulary", ErrDamaged, i, t)
+			if len(t) > MaxTokenBytes {
+				return fmt.Errorf("%w: token %d is %d bytes long (at most %d)", ErrDamaged, i, len(t), MaxTokenBytes)
 			}
-			seen[t] = struct{}{}
+			as := t
+			if k := strings.IndexByte(as, 0); k >= 0 {
+				as = as[:k]
+			}
+			if as == "" {
+				as = fmt.Sprintf("[EMPTY_%d]", i)
+			}
+			if j, dup := seen[as]; dup {
+				return fmt.Errorf("%w: token %d (%q) appears twice in the vocabulary as llama.cpp reads it: %q, like token %d (%q)", ErrDamaged, i, t, as, j, av.ValuesString()[j])
+			}
+			seen[as] = i
 		}
 	}
 	for _, k := range []string{"tokenizer.ggml.scores", "tokenizer.ggml.token_type"} {
@@ -310,6 +327,42 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	for l := 0; l < layers; l++ {
 		if _, err := dims(fmt.Sprintf("blk.%d.ffn_down.weight", l)); err != nil {
 			return fmt.Errorf("%w: layer %d of %d is incomplete", ErrDamaged, l, layers)
+		}
+	}
+	return nil
+}
+
+// MaxTokenBytes bounds one vocabulary entry (real vocabularies stay under
+// a hundred bytes; llama.cpp's tokenizer build recursed out of stack on a
+// 60,000-byte one).
+const MaxTokenBytes = 1024
+
+// checkHparams mirrors what llama.cpp asserts about the encoder's optional
+// hyperparameters: a head size it would divide by or compare with, a
+// layer-norm epsilon that ggml's norm asserts on at the first request.
+func checkHparams(m meta, arch string, embd, heads int) error {
+	for _, k := range []string{"attention.key_length", "attention.value_length"} {
+		v, ok, err := m.num(arch + "." + k)
+		if err != nil {
+			return err
+		}
+		if ok && int(v) != embd/heads {
+			return fmt.Errorf("%w: %s.%s = %d, want the head size %d (embedding %d / %d heads)", ErrDamaged, arch, k, v, embd/heads, embd, heads)
+		}
+	}
+	if v, ok, err := m.num(arch + ".attention.head_count_kv"); err != nil {
+		return err
+	} else if ok && (v == 0 || int(v) != heads) {
+		return fmt.Errorf("%w: %s.attention.head_count_kv = %d, want %d (an encoder has as many key/value heads as heads)", ErrDamaged, arch, v, heads)
+	}
+	key := arch + ".attention.layer_norm_epsilon"
+	if v, ok := m.kvs.Get(key); ok {
+		if !v.ValueType.IsNumeric() {
+			return fmt.Errorf("%w: %s is a %v, want a number", ErrDamaged, key, v.ValueType)
+		}
+		eps := gguf.ValueNumeric[float64](v)
+		if math.IsNaN(eps) || math.IsInf(eps, 0) || eps <= 0 || eps >= 1 {
+			return fmt.Errorf("%w: %s = %v, want a small positive number", ErrDamaged, key, eps)
 		}
 	}
 	return nil

@@ -44,6 +44,8 @@ var (
 	ErrDuplicate   = errors.New("a model with this name exists")
 	ErrBadName     = errors.New("invalid model name")
 	ErrNoMemory    = errors.New("not enough memory")
+	// ErrLoadInterrupted: the process ended while llama.cpp loaded the file.
+	ErrLoadInterrupted = errors.New("the process ended while llama.cpp was loading this model (it may have crashed on the file)")
 )
 
 // Progress of a download.
@@ -73,8 +75,12 @@ type Record struct {
 	Progress   *Progress        `json:"progress,omitempty"`
 	Facts      *modelfile.Facts `json:"facts,omitempty"`
 	MemoryEst  int64            `json:"memory_estimate,omitempty"`
-	Created    time.Time        `json:"created"`
-	Updated    time.Time        `json:"updated"`
+	// LoadStarted is stored (synced) before llama.cpp loads the file and
+	// cleared when the load returns: found set at startup, the process died
+	// while loading, and the model is not started again automatically.
+	LoadStarted bool      `json:"load_started,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 type entry struct {
@@ -280,6 +286,11 @@ func (m *Manager) Restore() error {
 		}
 		e := &entry{rec: r}
 		m.entries[r.Name] = e
+		if r.LoadStarted {
+			e.rec.Status, e.rec.Error = StateError, ErrLoadInterrupted.Error()+"; it is not started automatically: replace the file, or start it by hand"
+			m.log.Error("model load was interrupted by the end of the process", "model", r.Name, "path", r.Path)
+			continue
+		}
 		if r.Desired == StateRunning {
 			e.rec.Status, e.rec.Error = StatePending, ""
 			m.launch(e)
@@ -370,7 +381,9 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		name := rec.Name
 		opts.OnBatch = func(pairs, tokens int, d time.Duration) { obs(name, pairs, tokens, d) }
 	}
+	m.set(e, func(r *Record) { r.LoadStarted = true })
 	model, err := m.Open(path, opts)
+	m.set(e, func(r *Record) { r.LoadStarted = false })
 	if err != nil {
 		m.fail(e, err)
 		return

@@ -349,3 +349,56 @@ func TestFullDiskEndsInError(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedLoadIsNotRestarted: the record says "load started" (synced)
+// before llama.cpp loads the file; a process that dies there (a crash in
+// llama.cpp) leaves it set, and the next start does not load that model
+// again by itself.
+func TestInterruptedLoadIsNotRestarted(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, false)
+	var during models.Record
+	open := m.Open
+	m.Open = func(p string, o engine.Options) (*engine.Model, error) {
+		// What the store holds at the moment llama.cpp would start: the
+		// state a crash here would leave behind.
+		if err := st.Get("model/local", &during); err != nil {
+			t.Errorf("record during load: %v", err)
+		}
+		return open(p, o)
+	}
+	if _, err := m.Deploy(models.Request{Path: testutil.MustModel(t, synth.Tiny()), Name: "local"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitStatus(t, m, "local", models.StateRunning); rec.LoadStarted {
+		t.Fatal("the flag stayed set after a good load")
+	}
+	m.Close()
+	if !during.LoadStarted {
+		t.Fatal("the record was not marked before the load")
+	}
+	// Put back the record as the crash left it, and start again.
+	if err := st.Put("model/local", during); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	m2, st2 := e.manager(t, false)
+	defer st2.Close()
+	defer m2.Close()
+	opened := 0
+	m2.Open = func(p string, o engine.Options) (*engine.Model, error) { opened++; return open(p, o) }
+	if err := m2.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := m2.Get("local")
+	if err != nil || rec.Status != models.StateError || !strings.Contains(rec.Error, "not started automatically") {
+		t.Fatalf("after restart: %+v %v", rec, err)
+	}
+	// Started by hand, it loads (and the flag clears).
+	if _, err := m2.Start("local"); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitStatus(t, m2, "local", models.StateRunning); rec.LoadStarted || opened != 1 {
+		t.Fatalf("manual start: %+v, %d loads", rec, opened)
+	}
+}

@@ -38,8 +38,8 @@ model="$dir/$shape-$type.gguf"
 
 servers=(aimind)
 [ -n "${LLAMA_SERVER:-}" ] && servers+=(llama-server)
-port=18941
-url="http://127.0.0.1:$port"
+base_port=18941
+starts=0
 results="$dir/results-$(date +%Y%m%d-%H%M%S).jsonl"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 flags=$(grep -m1 '^flags' /proc/cpuinfo)
@@ -48,10 +48,18 @@ echo "cpu: $cpu, $threads CPUs ($isa)"
 echo "model: $shape $type; results: $results"
 
 pid=
-stop_server() { [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; pid=; }
+stop_server() {
+  [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  pid=
+}
 trap stop_server EXIT
 
 start_server() {
+  # A fresh port every start: llama-server of late 2025 segfaults on
+  # SIGTERM, and its socket can outlive the wait for it.
+  port=$((base_port + starts % 50))
+  starts=$((starts + 1))
+  url="http://127.0.0.1:$port"
   case $1 in
     aimind)
       rm -rf "$dir/data"
@@ -66,7 +74,9 @@ start_server() {
   esac
   pid=$!
   for _ in $(seq 1 600); do
-    curl -sf "$url/health" >/dev/null 2>&1 && curl -sf "$url/v1/models" >/dev/null 2>&1 && return 0
+    # aimind: /ready is 200 once a model runs; llama-server: /health is 200 once loaded.
+    if [ "$1" = aimind ]; then curl -sf "$url/ready" >/dev/null 2>&1 && return 0
+    else curl -sf "$url/health" >/dev/null 2>&1 && return 0; fi
     kill -0 "$pid" 2>/dev/null || { echo "$1 exited; see $dir/$1.log" >&2; exit 1; }
     sleep 0.2
   done

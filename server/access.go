@@ -219,7 +219,7 @@ func (s *Server) handlePassword(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, err.Error())
 		return
 	}
-	err := s.opts.Admin.ChangePassword(body.Current, body.New)
+	err := s.opts.Admin.ChangePassword(body.Current, body.New, string(ctx.Request.Header.Cookie(SessionCookie)))
 	switch {
 	case errors.Is(err, auth.ErrBadPassword):
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "the current password is wrong")

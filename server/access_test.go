@@ -224,3 +224,43 @@ func TestBruteForceLoginIsLimited(t *testing.T) {
 		t.Fatalf("right password during the block: %d", code)
 	}
 }
+
+// TestModelsListNeedsKeyAndIsScoped: /v1/models answers 401 without a key
+// and lists only the models a key may use; /ready needs no key.
+func TestModelsListNeedsKeyAndIsScoped(t *testing.T) {
+	s := startWithAuth(t)
+	all, _, _ := s.keys.Create("all", 0, nil)
+	limited, _, _ := s.keys.Create("limited", 0, []string{"other"})
+	if code, msg, _ := s.req(t, "GET", "/v1/models", "", nil); code != 401 || strings.Contains(msg, "tiny") {
+		t.Fatalf("without a key: %d %s", code, msg)
+	}
+	names := func(key string) []string {
+		t.Helper()
+		code, msg, _ := s.req(t, "GET", "/v1/models", "", map[string]string{"Authorization": "Bearer " + key})
+		if code != 200 {
+			t.Fatalf("%d %s", code, msg)
+		}
+		var l struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(msg), &l); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range l.Data {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	if got := names(all); len(got) != 2 {
+		t.Errorf("unscoped key sees %v", got)
+	}
+	if got := names(limited); len(got) != 1 || got[0] != "other" {
+		t.Errorf("key scoped to other sees %v", got)
+	}
+	if code, _, _ := s.req(t, "GET", "/ready", "", nil); code != 200 {
+		t.Errorf("/ready: %d", code)
+	}
+}

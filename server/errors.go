@@ -24,11 +24,14 @@ type apiError struct {
 }
 
 // writeError answers with the stable JSON error shape
-// {"error": {"message", "type", "code"}}.
+// {"error": {"message", "type", "code"}, "detail": message}; "detail" is
+// where Jina's API (and LangChain's Jina client, which raises
+// resp["detail"]) looks for the message.
 func writeError(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
 	body, _ := json.Marshal(struct {
-		Error apiError `json:"error"`
-	}{apiError{Message: msg, Type: typ, Code: status}})
+		Error  apiError `json:"error"`
+		Detail string   `json:"detail"`
+	}{apiError{Message: msg, Type: typ, Code: status}, msg})
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")

@@ -37,8 +37,8 @@ type rerankRequest struct {
 	Query           *string           `json:"query"`
 	Documents       []json.RawMessage `json:"documents"`
 	TopN            *int              `json:"top_n"`
-	ReturnDocuments *bool             `json:"return_documents"`
-	Normalize       bool              `json:"normalize"` // GPUStack llama-box: sigmoid(logit)
+	ReturnDocuments *flexBool         `json:"return_documents"`
+	Normalize       flexBool          `json:"normalize"` // GPUStack llama-box: sigmoid(logit)
 	MinScore        *float64          `json:"min_score"`
 	LongDocuments   string            `json:"long_documents"` // "truncate" (default) or "chunk"
 	// Cohere.
@@ -47,10 +47,27 @@ type rerankRequest struct {
 	MaxTokensPerDoc *int     `json:"max_tokens_per_doc"`
 	// TEI.
 	Texts               []json.RawMessage `json:"texts"`
-	RawScores           *bool             `json:"raw_scores"`
-	ReturnText          bool              `json:"return_text"`
-	Truncate            *bool             `json:"truncate"`
+	RawScores           *flexBool         `json:"raw_scores"`
+	ReturnText          flexBool          `json:"return_text"`
+	Truncate            *flexBool         `json:"truncate"`
 	TruncationDirection string            `json:"truncation_direction"`
+}
+
+// flexBool is a JSON boolean that also accepts the strings "true" and
+// "false": RAGFlow's Xinference client sends "return_documents": "true".
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	switch strings.ToLower(string(data)) {
+	case "true", `"true"`:
+		*b = true
+	case "false", `"false"`:
+		*b = false
+	case "null":
+	default:
+		return fmt.Errorf("want true or false, got %s", data)
+	}
+	return nil
 }
 
 // doc is one parsed document.
@@ -404,7 +421,7 @@ func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal, d dialect) 
 	for i, dc := range docs {
 		texts[i] = dc.text
 	}
-	refuse := d == dialectTEI && req.Truncate != nil && !*req.Truncate
+	refuse := d == dialectTEI && req.Truncate != nil && !bool(*req.Truncate)
 	ans, ok := s.run(ctx, d, model, name, []engine.Query{{Text: *req.Query, Docs: texts}}, o, refuse)
 	if !ok {
 		return
@@ -442,9 +459,11 @@ func rank(req *rerankRequest, docs []doc, scores []engine.DocScore) []ranked {
 			out[i].score = sigmoid(ds.Score)
 		}
 	}
+	// Order by the logit: sigmoid saturates to 1.0 above about 36.7, where
+	// normalized scores tie although the logits do not.
 	sort.SliceStable(out, func(a, b int) bool {
-		if out[a].score != out[b].score {
-			return out[a].score > out[b].score
+		if out[a].raw != out[b].raw {
+			return out[a].raw > out[b].raw
 		}
 		return out[a].index < out[b].index
 	})
@@ -531,7 +550,7 @@ func guideResultOf(req *rerankRequest, docs []doc, r ranked, withDocs bool) guid
 }
 
 func guideAnswer(name string, req *rerankRequest, docs []doc, results []ranked, tokens int) guideResponse {
-	withDocs := req.ReturnDocuments == nil || *req.ReturnDocuments
+	withDocs := req.ReturnDocuments == nil || bool(*req.ReturnDocuments)
 	out := guideResponse{ID: newID(), Model: name, Object: "list", Results: make([]guideResult, len(results)),
 		Usage: usage{PromptTokens: tokens, TotalTokens: tokens}, Meta: meta("1", len(docs))}
 	for i, r := range results {
@@ -548,7 +567,7 @@ type cohereV2Response struct {
 
 // cohereV2Answer follows Cohere's v2 reference: documents only when asked.
 func cohereV2Answer(req *rerankRequest, docs []doc, results []ranked) cohereV2Response {
-	withDocs := req.ReturnDocuments != nil && *req.ReturnDocuments
+	withDocs := req.ReturnDocuments != nil && bool(*req.ReturnDocuments)
 	out := cohereV2Response{ID: newID(), Results: make([]guideResult, len(results)), Meta: meta("2", len(docs))}
 	for i, r := range results {
 		out.Results[i] = guideResultOf(req, docs, r, withDocs)

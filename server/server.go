@@ -140,8 +140,10 @@ func New(m *models.Manager, o Options) *Server {
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultServerHeader:         false,
 		CloseOnShutdown:               true,
+		SecureErrorLogMessage:         true, // fasthttp's own logs never quote request contents
 		Logger:                        fasthttpLogger{o.Logger},
 	}
+	s.local = s.newLocal()
 	return s
 }
 
@@ -187,15 +189,22 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // handleTransportError answers what fasthttp rejects before a handler runs.
+// handleTransportError answers a request fasthttp could not read. The
+// answer is a fixed message: fasthttp's error text quotes the raw request,
+// Authorization header included, which must never be echoed or logged.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	ctx.Response.Header.Set("X-Request-Id", requestID(ctx))
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, typeInvalid,
 			fmt.Sprintf("the request body exceeds the limit of %d bytes (--max-body-bytes)", s.opts.MaxBodyBytes))
 	case isTimeout(err):
 		writeError(ctx, fasthttp.StatusRequestTimeout, typeInvalid, "the request was not received in time")
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, typeInvalid,
+			fmt.Sprintf("the request headers exceed %d bytes", s.opts.MaxHeaderBytes))
 	default:
-		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "cannot parse the HTTP request: "+err.Error())
+		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "cannot parse the HTTP request: malformed request line, headers or Content-Length")
 	}
 }
 
@@ -218,7 +227,13 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 // directory whose file mode (0600) is the authorisation: `aimind keys` uses
 // it while a server holds the store.
 func (s *Server) ServeLocal(ln net.Listener) error {
-	local := &fasthttp.Server{
+	return s.local.Serve(ln)
+}
+
+// newLocal builds the local socket's server in New, before any goroutine
+// can reach it: Shutdown reads s.local while ServeLocal runs.
+func (s *Server) newLocal() *fasthttp.Server {
+	return &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			p := string(ctx.Path())
 			if (p == "/api/keys" || strings.HasPrefix(p, "/api/keys/")) && s.opts.Keys != nil {
@@ -233,8 +248,6 @@ func (s *Server) ServeLocal(ln net.Listener) error {
 		WriteTimeout:       10 * time.Second,
 		Logger:             fasthttpLogger{s.opts.Logger},
 	}
-	s.local = local
-	return local.Serve(ln)
 }
 
 // Shutdown stops accepting and waits for open requests; /ready answers 503
@@ -292,10 +305,19 @@ func (s *Server) card(r models.Record) modelCard {
 	return c
 }
 
+// handleModels lists the models the caller's API key may use (all of
+// them without auth); /health and /ready stay public.
 func (s *Server) handleModels(ctx *fasthttp.RequestCtx) {
+	p := s.authenticateKey(ctx)
+	if p == nil {
+		return
+	}
 	list := s.models.List()
 	cards := make([]modelCard, 0, len(list))
 	for _, r := range list {
+		if p.Allows(r.Name) != nil {
+			continue
+		}
 		cards = append(cards, s.card(r))
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"object": "list", "data": cards})

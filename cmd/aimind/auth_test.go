@@ -53,8 +53,7 @@ type proc struct {
 	url string
 }
 
-// startServer runs aimind serve and waits until the model answers /v1/models
-// as running.
+// startServer runs aimind serve and waits until /ready says a model runs.
 func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
 	port := freePort(t)
@@ -75,11 +74,10 @@ func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 	}
 	p.url = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(30 * time.Millisecond) {
-		resp, err := client.Get(p.url + "/v1/models")
+		resp, err := client.Get(p.url + "/ready")
 		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if strings.Contains(string(b), `"running"`) {
+			if resp.StatusCode == http.StatusOK {
 				return p
 			}
 		}
@@ -403,5 +401,27 @@ func TestSIGTERMFinishesAcceptedRequests(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after SIGTERM")
+	}
+}
+
+// TestDataDirOnEverySubcommand: --data-dir works before or after the
+// subcommand's name (urfave/cli binds flags to the command they follow).
+func TestDataDirOnEverySubcommand(t *testing.T) {
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("aimind %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("keys", "create", "--name", "after", "--data-dir", dir)
+	run("keys", "--data-dir", dir, "create", "--name", "before")
+	for _, args := range [][]string{{"keys", "list", "--data-dir", dir}, {"keys", "--data-dir", dir, "list"}} {
+		out := run(args...)
+		if !strings.Contains(out, "after") || !strings.Contains(out, "before") {
+			t.Fatalf("aimind %v lists:\n%s", args, out)
+		}
 	}
 }

@@ -29,6 +29,20 @@ func dataDirFlag(dst *string) cli.Flag {
 		Usage: "where the store, the admin password file and the local socket live", Destination: dst}
 }
 
+// dataDirOf is --data-dir as given on the command line at any level
+// (`aimind keys --data-dir D create` and `aimind keys create --data-dir D`
+// both work), else its environment variable or default.
+func dataDirOf(c *cli.Context) string {
+	for _, cc := range c.Lineage() {
+		for _, n := range cc.LocalFlagNames() {
+			if n == "data-dir" {
+				return cc.String("data-dir")
+			}
+		}
+	}
+	return c.String("data-dir")
+}
+
 func listenLocal(path string) (net.Listener, error) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
@@ -103,16 +117,16 @@ type keyRow struct {
 }
 
 func keysCommand() *cli.Command {
-	var dir string
 	return &cli.Command{
 		Name:  "keys",
 		Usage: "create, list and revoke API keys (works whether or not the server runs)",
-		Flags: []cli.Flag{dataDirFlag(&dir)},
+		Flags: []cli.Flag{dataDirFlag(nil)},
 		Subcommands: []*cli.Command{
 			{
 				Name:  "create",
 				Usage: "make a key; it is printed once",
 				Flags: []cli.Flag{
+					dataDirFlag(nil),
 					&cli.StringFlag{Name: "name", Required: true},
 					&cli.StringFlag{Name: "expires", Usage: "e.g. 30d or 12h (default: never)"},
 					&cli.StringFlag{Name: "models", Usage: "comma-separated models the key may use (default: all)"},
@@ -128,7 +142,7 @@ func keysCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					kc, err := openKeys(dir)
+					kc, err := openKeys(dataDirOf(c))
 					if err != nil {
 						return err
 					}
@@ -157,8 +171,9 @@ func keysCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list keys (never their secrets)",
+				Flags: []cli.Flag{dataDirFlag(nil)},
 				Action: func(c *cli.Context) error {
-					kc, err := openKeys(dir)
+					kc, err := openKeys(dataDirOf(c))
 					if err != nil {
 						return err
 					}
@@ -194,12 +209,13 @@ func keysCommand() *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke a key by id; it stops working at once",
 				ArgsUsage: "ID",
+				Flags:     []cli.Flag{dataDirFlag(nil)},
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					if id == "" {
 						return errors.New("give the key id (aimind keys list shows it)")
 					}
-					kc, err := openKeys(dir)
+					kc, err := openKeys(dataDirOf(c))
 					if err != nil {
 						return err
 					}

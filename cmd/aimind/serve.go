@@ -344,9 +344,9 @@ func showProgress(ctx context.Context, mgr *models.Manager, names []string) {
 			}
 			last[n] = time.Now()
 			p := rec.Progress
-			pct := float64(p.Done) * 100 / float64(p.Total)
+			pct := percent(p.Done, p.Total)
 			if tty {
-				bar := strings.Repeat("=", int(pct/4)) + strings.Repeat(" ", 25-int(pct/4))
+				bar := progressBar(pct)
 				fmt.Fprintf(os.Stderr, "\r%s [%s] %5.1f%% %d/%d MiB %.1f MiB/s ", rec.File, bar, pct, p.Done>>20, p.Total>>20, p.Rate/(1<<20))
 				if p.Done >= p.Total {
 					fmt.Fprintln(os.Stderr)
@@ -356,4 +356,20 @@ func showProgress(ctx context.Context, mgr *models.Manager, names []string) {
 			}
 		}
 	}
+}
+
+// percent is done over total in [0, 100]: a hub that sends more bytes than
+// it listed (the download then fails its size and hash checks) must not
+// break the progress line.
+func percent(done, total int64) float64 {
+	if total <= 0 {
+		return 0
+	}
+	return min(max(float64(done)*100/float64(total), 0), 100)
+}
+
+// progressBar draws pct (0-100) in 25 cells.
+func progressBar(pct float64) string {
+	n := min(max(int(pct/4), 0), 25)
+	return strings.Repeat("=", n) + strings.Repeat(" ", 25-n)
 }

@@ -6,10 +6,12 @@ package synth
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +41,12 @@ type Spec struct {
 	F16                        bool   // store matrices as F16
 	NoHead                     bool   // omit the classification head
 	HalfTokenTypes             bool   // store token_types.weight as F16 (a file ggml would abort on)
+
+	// Crafted files (hostile-input tests): token texts replaced by index
+	// after the vocabulary is built (duplicates allowed), and metadata
+	// values set or added by key (uint32, int32, float32, bool or string).
+	TokenEdits map[int]string
+	Meta       map[string]any
 }
 
 // Tiny is a fast test shape.
@@ -115,6 +123,23 @@ func Write(path string, s Spec) error {
 		meta[2].Value = uint32(1)
 	}
 	meta = append(meta, kvs...)
+	for i, t := range s.TokenEdits {
+		if i >= 0 && i < len(tokens) {
+			tokens[i] = t
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Meta)) {
+		v := s.Meta[k]
+		found := false
+		for i := range meta {
+			if meta[i].Key == k {
+				meta[i].Value, found = v, true
+			}
+		}
+		if !found {
+			meta = append(meta, kv{k, v})
+		}
+	}
 	if s.AddSepToken != nil {
 		meta = append(meta, kv{"tokenizer.ggml.add_sep_token", *s.AddSepToken})
 	}
