@@ -21,7 +21,10 @@ import (
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv("AIMIND_CHILD_LOAD"); path != "" {
-		os.Exit(childLoad(path))
+		os.Exit(childLoad(path, false))
+	}
+	if path := os.Getenv("AIMIND_CHILD_TRUNCATE"); path != "" {
+		os.Exit(childLoad(path, true))
 	}
 	code := m.Run()
 	testutil.Cleanup()

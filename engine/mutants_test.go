@@ -13,19 +13,29 @@ import (
 
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/internal/testutil"
 	"github.com/aimind/aimind/modelfile"
 )
 
 // childLoad runs in a child test process (AIMIND_CHILD_LOAD=path): it
-// loads the file and scores one request. Exit 0: scored; 3: refused with an
-// error. Anything else (a signal, an abort) is the crash the parent looks for.
-func childLoad(path string) int {
+// loads the file and scores one request; with truncate, it first cuts the
+// file to half its size under the loaded model. Exit 0: scored; 3: refused
+// with an error. Anything else (a signal, an abort) is the crash the parent
+// looks for.
+func childLoad(path string, truncate bool) int {
 	m, err := engine.Open(path, engine.Options{Threads: 1, FlashAttn: true})
 	if err != nil {
 		fmt.Println("refused:", err)
 		return 3
 	}
 	defer m.Close()
+	if truncate {
+		st, err := os.Stat(path)
+		if err != nil || os.Truncate(path, st.Size()/2) != nil {
+			fmt.Println("cannot truncate:", err)
+			return 4
+		}
+	}
 	res, err := m.Rerank(context.Background(), "what does the giant panda eat", []string{"bamboo", "fish"})
 	if err != nil {
 		fmt.Println("refused:", err)
@@ -111,4 +121,27 @@ func tail(b []byte) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// TestFileTruncatedUnderServedModel: cutting a served GGUF in place (a
+// download tool rewriting it, a full disk) must not kill the process at the
+// next request, as it did through llama.cpp's mmap (SIGBUS).
+func TestFileTruncatedUnderServedModel(t *testing.T) {
+	src, err := os.ReadFile(testutil.MustModel(t, synth.Spec{Layers: 2, Hidden: 256, Heads: 4, FFN: 1024, Positions: 128, Seed: 8}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "served.gguf")
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "AIMIND_CHILD_TRUNCATE="+p)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the process serving a truncated file died: %v\n%s", err, tail(out))
+	}
+	if !strings.Contains(string(out), "scored:") {
+		t.Fatalf("no score: %s", tail(out))
+	}
 }

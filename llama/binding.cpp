@@ -1,6 +1,9 @@
 #include "binding.h"
 
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <exception>
 #include <string>
 
@@ -15,6 +18,17 @@ static void log_exception(const std::exception & e) {
     aimindGoLog(GGML_LOG_LEVEL_ERROR, const_cast<char *>(msg.c_str()));
 }
 
+// Model weights are read into malloc'd buffers (no mmap). glibc raises its
+// mmap threshold to the size of the last freed mapped chunk, after which
+// weight-sized buffers come from the heap and stay with the process after a
+// model is unloaded; a fixed 1 MiB threshold keeps every large buffer in its
+// own mapping, returned to the system when freed.
+extern "C" void aimind_allocator_init(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
 extern "C" void aimind_log_install(void) {
     llama_log_set(aimind_log_cb, nullptr);
 }
@@ -24,7 +38,10 @@ extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_
         llama_model_params p = llama_model_default_params();
         p.vocab_only   = vocab_only;
         p.n_gpu_layers = n_gpu_layers;
-        p.use_mmap     = true;
+        // Weights are read into memory, not mapped: a file truncated or
+        // rewritten under a served model would raise SIGBUS on the next
+        // request through a mapping.
+        p.use_mmap     = false;
         p.use_extra_bufts = extra_bufts;
         return llama_model_load_from_file(path, p);
     } catch (const std::exception & e) {

@@ -10,6 +10,7 @@ extern "C" {
 #endif
 
 void aimind_log_install(void);
+void aimind_allocator_init(void);
 struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts);
 struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
                                           int32_t n_threads, bool flash_attn);

@@ -70,6 +70,7 @@ func Init(l *slog.Logger) {
 		logger.Store(l)
 	}
 	initOnce.Do(func() {
+		C.aimind_allocator_init()
 		C.aimind_log_install()
 		C.llama_backend_init()
 	})
