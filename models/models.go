@@ -84,8 +84,9 @@ type Record struct {
 }
 
 type entry struct {
-	rec    Record
-	model  *engine.Model
+	rec      Record
+	reserved int64 // memory set aside while its load runs
+	model    *engine.Model
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the current worker ends
 }
@@ -361,19 +362,34 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		return
 	}
 	est := Estimate(facts, m.opts)
+	// Check and reserve under one lock, so that models loading at the same
+	// time (Restore starts them all) each see the others' memory.
 	m.mu.Lock()
 	e.rec.Facts, e.rec.MemoryEst = facts, est
-	inUse := int64(0)
+	inUse, loading := int64(0), int64(0)
 	for _, o := range m.entries {
-		if o != e && o.model != nil {
+		if o == e {
+			continue
+		}
+		if o.model != nil {
 			inUse += o.rec.MemoryEst
 		}
+		loading += o.reserved
+	}
+	err = m.checkMemory(est, inUse, loading)
+	if err == nil {
+		e.reserved = est
 	}
 	m.mu.Unlock()
-	if err := m.checkMemory(est, inUse); err != nil {
+	if err != nil {
 		m.fail(e, fmt.Errorf("cannot load %q: %w", rec.Name, err))
 		return
 	}
+	defer func() {
+		m.mu.Lock()
+		e.reserved = 0
+		m.mu.Unlock()
+	}()
 	start := time.Now()
 	opts := m.opts
 	opts.Digest = rec.SHA256 // verified at download; local files are hashed at load
@@ -442,9 +458,11 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, erro
 	return path, nil
 }
 
-func (m *Manager) checkMemory(est, inUse int64) error {
+// checkMemory: inUse is what loaded models take, loading what loads in
+// progress have reserved (not yet taken from the system).
+func (m *Manager) checkMemory(est, inUse, loading int64) error {
 	if m.MemoryBudget > 0 {
-		if free := m.MemoryBudget - inUse; est > free {
+		if free := m.MemoryBudget - inUse - loading; est > free {
 			return fmt.Errorf("%w: it needs about %d MiB, %d MiB of the --memory-budget of %d MiB is free",
 				ErrNoMemory, est>>20, max(free, 0)>>20, m.MemoryBudget>>20)
 		}
@@ -454,8 +472,8 @@ func (m *Manager) checkMemory(est, inUse int64) error {
 	if err != nil {
 		return nil // cannot tell: let llama.cpp try
 	}
-	if est > free {
-		return fmt.Errorf("%w: it needs about %d MiB, %d MiB are available", ErrNoMemory, est>>20, free>>20)
+	if free -= loading; est > free {
+		return fmt.Errorf("%w: it needs about %d MiB, %d MiB are available (%d MiB set aside for models loading now)", ErrNoMemory, est>>20, max(free, 0)>>20, loading>>20)
 	}
 	return nil
 }

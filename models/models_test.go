@@ -15,6 +15,7 @@ import (
 	"github.com/aimind/aimind/hub/hubtest"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/store"
 )
@@ -401,4 +402,41 @@ func TestInterruptedLoadIsNotRestarted(t *testing.T) {
 	if rec := waitStatus(t, m2, "local", models.StateRunning); rec.LoadStarted || opened != 1 {
 		t.Fatalf("manual start: %+v, %d loads", rec, opened)
 	}
+}
+
+// TestConcurrentLoadsShareTheBudget: two models loading at the same time
+// each see the other's memory; with room for one, the second is refused
+// instead of both loading.
+func TestConcurrentLoadsShareTheBudget(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, false)
+	defer st.Close()
+	defer m.Close()
+	path := testutil.MustModel(t, synth.Tiny())
+	facts, err := modelfile.Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := models.Estimate(facts, engine.Options{Threads: 1, FlashAttn: true})
+	m.MemoryBudget = est * 3 / 2
+	inOpen, release := make(chan struct{}, 2), make(chan struct{})
+	open := m.Open
+	m.Open = func(p string, o engine.Options) (*engine.Model, error) {
+		inOpen <- struct{}{}
+		<-release
+		return open(p, o)
+	}
+	if _, err := m.Deploy(models.Request{Path: path, Name: "first"}, false); err != nil {
+		t.Fatal(err)
+	}
+	<-inOpen // the first holds its reservation inside the load
+	if _, err := m.Deploy(models.Request{Path: path, Name: "second"}, false); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitStatus(t, m, "second", models.StateError)
+	if !strings.Contains(rec.Error, "not enough memory") {
+		t.Fatalf("second: %s", rec.Error)
+	}
+	close(release)
+	waitStatus(t, m, "first", models.StateRunning)
 }

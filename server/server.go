@@ -27,7 +27,8 @@ type Options struct {
 	MaxDocuments    int           // documents per rerank request
 	MaxTokensPerDoc int           // tokens kept of each document before pairing (default 4096, as Cohere)
 	RequestTimeout  time.Duration // how long a request may wait for its scores
-	ReadTimeout     time.Duration // whole request, headers and body
+	ReadTimeout     time.Duration // the body, once the headers are in
+	HeaderTimeout   time.Duration // the request line and headers (default 10 s, at most ReadTimeout)
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 	MaxHeaderBytes  int
@@ -50,6 +51,7 @@ const (
 	DefaultMaxTokensPerDoc = 4096
 	DefaultRequestTimeout  = 5 * time.Minute
 	DefaultReadTimeout     = 30 * time.Second
+	DefaultHeaderTimeout   = 10 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultIdleTimeout     = 2 * time.Minute
 	DefaultMaxHeaderBytes  = 16 << 10
@@ -72,6 +74,10 @@ func (o *Options) setDefaults() {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = DefaultReadTimeout
 	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = DefaultHeaderTimeout
+	}
+	o.HeaderTimeout = min(o.HeaderTimeout, o.ReadTimeout)
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
@@ -129,11 +135,17 @@ func New(m *models.Manager, o Options) *Server {
 		"/api/rerank":   {fasthttp.MethodPost, s.handleAdminRerank},
 	}
 	s.http = &fasthttp.Server{
-		Handler:                       s.handle,
-		ErrorHandler:                  s.handleTransportError,
-		Name:                          "aimind",
-		MaxRequestBodySize:            o.MaxBodyBytes,
-		ReadTimeout:                   o.ReadTimeout,
+		Handler:            s.handle,
+		ErrorHandler:       s.handleTransportError,
+		Name:               "aimind",
+		MaxRequestBodySize: o.MaxBodyBytes,
+		// A slow client holds a connection (and its address's share of
+		// --max-conns-per-ip) for the header timeout at most; a client that
+		// has sent its headers gets the read timeout for the body.
+		ReadTimeout: o.HeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: o.ReadTimeout}
+		},
 		WriteTimeout:                  o.WriteTimeout,
 		IdleTimeout:                   o.IdleTimeout,
 		ReadBufferSize:                o.MaxHeaderBytes,

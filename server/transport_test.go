@@ -2,12 +2,14 @@ package server_test
 
 import (
 	"bufio"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
@@ -61,5 +63,46 @@ func TestTransportErrorsEchoNothing(t *testing.T) {
 				t.Error("no X-Request-Id")
 			}
 		})
+	}
+}
+
+// TestHeaderTimeoutShorterThanBody: a client that trickles its headers is
+// cut off at the header timeout; one that has sent its headers may take
+// longer than that (up to the read timeout) for its body.
+func TestHeaderTimeoutShorterThanBody(t *testing.T) {
+	s := startOpts(t, server.Options{ReadTimeout: 5 * time.Second, HeaderTimeout: 300 * time.Millisecond},
+		map[string]string{"m": testutil.MustModel(t, synth.Tiny())}, 0)
+	s.wait(t, "m")
+	addr := strings.TrimPrefix(s.url, "http://")
+
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "POST /v1/rerank HTTP/1.1\r\nHost: x\r\n") // and no more
+	start := time.Now()
+	slow.SetReadDeadline(time.Now().Add(4 * time.Second))
+	n, _ := io.Copy(io.Discard, slow) // ends when the server closes (it may answer 408 first)
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("a client sending no more headers held its connection %s (read %d bytes)", waited, n)
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := `{"query":"q","documents":["a","b"]}`
+	fmt.Fprintf(c, "POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(b))
+	time.Sleep(time.Second) // the stimulus: a body slower than the header timeout
+	io.WriteString(c, b)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("slow body: status %d", resp.StatusCode)
 	}
 }
