@@ -294,10 +294,12 @@ func TestCtxCappedAtModelContext(t *testing.T) {
 	}
 }
 
-// TestCancelledRequestIsDropped: a cancelled request returns at once and the
-// model keeps serving.
+// TestCancelledRequestIsDropped: a cancelled request returns at once, none
+// of its pairs reaches the encoder (counted by the encoder hook, not by the
+// caller), its tokens leave the queue, and the model keeps serving.
 func TestCancelledRequestIsDropped(t *testing.T) {
-	m := mustOpen(t, testutil.MustModel(t, synth.Tiny()), engine.Options{})
+	var calls encoderCalls
+	m := mustOpen(t, testutil.MustModel(t, synth.Tiny()), engine.Options{OnBatch: calls.observe})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := m.Rerank(ctx, "q", documents(200)); !errors.Is(err, context.Canceled) {
@@ -305,6 +307,14 @@ func TestCancelledRequestIsDropped(t *testing.T) {
 	}
 	if _, err := m.Rerank(context.Background(), "q", documents(3)); err != nil {
 		t.Fatal(err)
+	}
+	// The scheduler answers in order: by the time the second request is
+	// scored, the first was either refused before the queue or dropped.
+	if p, _ := calls.take(); p != 3 {
+		t.Fatalf("%d pairs encoded, want only the 3 of the live request", p)
+	}
+	if q := m.QueuedTokens(); q != 0 {
+		t.Fatalf("%d tokens still queued", q)
 	}
 }
 

@@ -399,10 +399,10 @@ func TestConcurrentClients(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 4; i++ {
-				code, b, _ := s.do(t, "POST", "/v1/rerank", string(body))
+				code, b, err := post(context.Background(), s.url, string(body)) // not s.do: no t.Fatal off the test goroutine
 				var a answer
-				if code != 200 || json.Unmarshal(b, &a) != nil || len(a.Results) != 20 {
-					errs <- fmt.Errorf("status %d: %s", code, b)
+				if err != nil || code != 200 || json.Unmarshal([]byte(b), &a) != nil || len(a.Results) != 20 {
+					errs <- fmt.Errorf("status %d: %s (%v)", code, b, err)
 					return
 				}
 				for k := range a.Results {
