@@ -87,8 +87,8 @@ type entry struct {
 	rec      Record
 	reserved int64 // memory set aside while its load runs
 	model    *engine.Model
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the current worker ends
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the current worker ends
 }
 
 // Manager owns the served models.
