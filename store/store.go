@@ -164,8 +164,20 @@ func (t *Tx) Each(prefix string, fn func(key string, decode func(v any) error) e
 }
 
 // Update runs fn in one read-write transaction and commits it (synced).
+//
+// Badger refuses a transaction that read a key another one changed meanwhile
+// (ErrConflict): Update runs fn again then, a few times, so that two
+// callers touching one record (a key's last use and its revocation) both
+// succeed. fn must therefore be safe to run more than once.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn}) })
+	var err error
+	for attempt := 0; attempt < 100; attempt++ {
+		err = s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn}) })
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return err
 }
 
 // View runs fn in a read-only transaction.

@@ -94,3 +94,39 @@ func TestDamagedStoreIsNotWiped(t *testing.T) {
 		t.Fatal("manifest rewritten")
 	}
 }
+
+// TestConcurrentUpdatesRetryConflicts: read-modify-write transactions on
+// one record from many goroutines all succeed (Badger's ErrConflict is
+// retried) and none is lost.
+func TestConcurrentUpdatesRetryConflicts(t *testing.T) {
+	st, err := store.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Put("counter", 0); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			errs <- st.Update(func(tx *store.Tx) error {
+				var c int
+				if err := tx.Get("counter", &c); err != nil {
+					return err
+				}
+				return tx.Put("counter", c+1)
+			})
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("update: %v", err)
+		}
+	}
+	var c int
+	if err := st.Get("counter", &c); err != nil || c != n {
+		t.Fatalf("counter %d (%v), want %d", c, err, n)
+	}
+}
