@@ -50,6 +50,11 @@ type Prepared struct {
 
 // Prepare tokenizes and lays out every query-document pair of a request.
 func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
+	select {
+	case <-m.quit:
+		return nil, m.closed
+	default:
+	}
 	maxChunks := o.MaxChunks
 	if maxChunks <= 0 {
 		maxChunks = DefaultMaxChunks

@@ -93,13 +93,14 @@ type entry struct {
 
 // Manager owns the served models.
 type Manager struct {
-	mu      sync.RWMutex
-	entries map[string]*entry
-	st      *store.Store // nil: records live in memory only
-	hubs    map[hub.Source]hub.Hub
-	opts    engine.Options
-	log     *slog.Logger
-	wg      sync.WaitGroup
+	mu       sync.RWMutex
+	deployMu sync.Mutex // serialises Deploy
+	entries  map[string]*entry
+	st       *store.Store // nil: records live in memory only
+	hubs     map[hub.Source]hub.Hub
+	opts     engine.Options
+	log      *slog.Logger
+	wg       sync.WaitGroup
 
 	// Open loads a model file; engine.Open unless replaced before use.
 	Open func(path string, o engine.Options) (*engine.Model, error)
@@ -225,6 +226,11 @@ func (m *Manager) Deploy(r Request, replace bool) (Record, error) {
 	} else if m.hubs[r.Source] == nil {
 		return Record{}, fmt.Errorf("cannot deploy from %s: no client configured", r.Source)
 	}
+	// One deploy at a time: a replace unlocks m.mu to delete the old model,
+	// and another deploy of the name must not slip into that gap (its entry
+	// would be overwritten and its engine leaked).
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
 	m.mu.Lock()
 	if e, ok := m.entries[r.Name]; ok {
 		if r.same(e.rec) {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -442,4 +443,56 @@ func TestConcurrentLoadsShareTheBudget(t *testing.T) {
 	}
 	close(release)
 	waitStatus(t, m, "first", models.StateRunning)
+}
+
+// TestConcurrentReplaceLeaksNothing: deploys that replace one name at the
+// same time leave one model, and every engine the others loaded is closed.
+func TestConcurrentReplaceLeaksNothing(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, false)
+	defer st.Close()
+	defer m.Close()
+	var mu sync.Mutex
+	var opened []*engine.Model
+	open := m.Open
+	m.Open = func(p string, o engine.Options) (*engine.Model, error) {
+		em, err := open(p, o)
+		if err == nil {
+			mu.Lock()
+			opened = append(opened, em)
+			mu.Unlock()
+		}
+		return em, err
+	}
+	const n = 6
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		spec := synth.Tiny()
+		spec.Seed = uint64(100 + i)
+		path := testutil.MustModel(t, spec)
+		go func() {
+			_, err := m.Deploy(models.Request{Path: path, Name: "x"}, true)
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStatus(t, m, "x", models.StateRunning)
+	if l := m.List(); len(l) != 1 {
+		t.Fatalf("%d records", len(l))
+	}
+	live := m.Engine("x")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, em := range opened {
+		if em == live {
+			continue
+		}
+		if _, err := em.Rerank(context.Background(), "q", []string{"a"}); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("a replaced model's engine still serves (err %v): leaked", err)
+		}
+	}
 }
