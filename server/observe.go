@@ -62,6 +62,7 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	for _, st := range []models.State{models.StatePending, models.StateDownloading, models.StateLoading, models.StateRunning, models.StateError, models.StateStopped} {
 		metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_models{state=%q}`, st), nil).Set(float64(counts[st]))
 	}
+	metrics.GetOrCreateGauge(`aimind_scoring_requests_in_flight`, nil).Set(float64(s.scoring.Load()))
 	cs := s.opts.Cache.Stats()
 	metrics.GetOrCreateCounter(`aimind_score_cache_hits_total`).Set(cs.Hits)
 	metrics.GetOrCreateCounter(`aimind_score_cache_misses_total`).Set(cs.Misses)

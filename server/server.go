@@ -106,6 +106,16 @@ type Server struct {
 	// tokenizing bounds the requests that tokenize at once, so a flood of
 	// large bodies cannot take every core before admission.
 	tokenizing chan struct{}
+	scoring    atomic.Int64 // rerank and score requests being handled
+}
+
+// scoring reports whether path is a route that scores pairs.
+func scoring(path string) bool {
+	switch path {
+	case "/v1/rerank", "/rerank", "/v2/rerank", "/score", "/v1/score", "/api/rerank":
+		return true
+	}
+	return false
 }
 
 type route struct {
@@ -186,7 +196,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, typeInvalid, fmt.Sprintf("%s does not accept %s; use %s", path, ctx.Method(), r.method))
 		ctx.Response.Header.Set("Allow", r.method)
 	default:
+		if scoring(path) {
+			s.scoring.Add(1)
+		}
 		r.handler(ctx)
+		if scoring(path) {
+			s.scoring.Add(-1)
+		}
 	}
 	d := time.Since(start)
 	status := ctx.Response.StatusCode()

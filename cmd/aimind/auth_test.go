@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -385,7 +386,22 @@ func TestSIGTERMFinishesAcceptedRequests(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	time.Sleep(300 * time.Millisecond) // all six accepted and queued
+	// SIGTERM once the server holds all six (its in-flight gauge), not
+	// after a guessed delay.
+	inFlight := regexp.MustCompile(`(?m)^aimind_scoring_requests_in_flight (\d+)`)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+		resp, err := http.Get(url + "/metrics")
+		if err == nil {
+			m, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if g := inFlight.FindSubmatch(m); g != nil && string(g[1]) == "6" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the six requests were never in flight together:\n%s", out.String())
+		}
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	for i := 0; i < 6; i++ {
 		if c := <-codes; c != 200 {
