@@ -276,8 +276,9 @@ func TestConnectionCapPerIP(t *testing.T) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	time.Sleep(100 * time.Millisecond)
-	conns[2].SetReadDeadline(time.Now().Add(2 * time.Second))
+	// The read blocks until the listener accepts the third connection and
+	// closes it: no sleep needed (connections are accepted in dial order).
+	conns[2].SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conns[2].Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("third connection: %v, want EOF", err)
 	}
