@@ -160,7 +160,9 @@ func TestAdminSessionAndCSRF(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	json.Unmarshal([]byte(msg), &created)
+	if err := json.Unmarshal([]byte(msg), &created); err != nil {
+		t.Fatalf("%s: %v", msg, err)
+	}
 	if code, _, _ := s.req(t, "POST", "/v1/rerank", `{"model":"tiny","query":"q","documents":["a"]}`, map[string]string{"Authorization": "Bearer " + created.Key}); code != 200 {
 		t.Fatalf("new key refused: %d", code)
 	}

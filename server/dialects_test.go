@@ -147,7 +147,9 @@ func TestDialectsShareTheEngine(t *testing.T) {
 	dj, _ := json.Marshal(docs)
 	byIndex := func(body []byte, list, field string) map[int]float64 {
 		var v any
-		json.Unmarshal(body, &v)
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
 		var items []any
 		if list == "" {
 			items, _ = v.([]any)

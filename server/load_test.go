@@ -39,7 +39,9 @@ func TestOverloadGets429Fast(t *testing.T) {
 	s := startLoad(t, 12000)
 	one := body(40, 60, 1) // ~2600 tokens: the queue holds four, which take seconds
 	var alone answer
-	json.Unmarshal([]byte(mustPost(t, s, one)), &alone)
+	if err := json.Unmarshal([]byte(mustPost(t, s, one)), &alone); err != nil {
+		t.Fatal(err)
+	}
 	before := testutil.RSS(t)
 	type outcome struct {
 		code  int
@@ -68,7 +70,9 @@ func TestOverloadGets429Fast(t *testing.T) {
 		case 200:
 			ok++
 			var a answer
-			json.Unmarshal([]byte(o.body), &a)
+			if err := json.Unmarshal([]byte(o.body), &a); err != nil {
+				t.Fatalf("accepted request answered %q: %v", o.body, err)
+			}
 			for i := range a.Results {
 				if a.Results[i].Index != alone.Results[i].Index || abs(a.Results[i].RelevanceScore-alone.Results[i].RelevanceScore) > 1e-4 {
 					t.Fatalf("accepted request answered differently under load: %+v vs %+v", a.Results[i], alone.Results[i])

@@ -65,7 +65,9 @@ func TestModelsAPI(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		_, body, _ = s.req(t, "GET", "/api/models/bge-reranker-v2-m3", "", cookie)
 		var rec models.Record
-		json.Unmarshal([]byte(body), &rec)
+		if err := json.Unmarshal([]byte(body), &rec); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
 		if rec.Status == models.StateRunning {
 			if rec.File != "bge-reranker-v2-m3-F16.gguf" || rec.Facts == nil {
 				t.Fatalf("record %s", body)

@@ -146,7 +146,9 @@ func TestGuideRequest(t *testing.T) {
 	}
 	// Exactly the guide's keys, plus Cohere's id and meta (issue 6 of 7).
 	var raw map[string]json.RawMessage
-	json.Unmarshal(body, &raw)
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("answer is not a JSON object: %v: %s", err, body)
+	}
 	keys := []string{}
 	for k := range raw {
 		keys = append(keys, k)
@@ -156,7 +158,9 @@ func TestGuideRequest(t *testing.T) {
 		t.Fatalf("keys %v", keys)
 	}
 	var rawResults []map[string]json.RawMessage
-	json.Unmarshal(raw["results"], &rawResults)
+	if err := json.Unmarshal(raw["results"], &rawResults); err != nil {
+		t.Fatalf("results: %v", err)
+	}
 	for _, r := range rawResults {
 		if len(r) != 3 || r["document"] == nil || r["index"] == nil || r["relevance_score"] == nil {
 			t.Fatalf("result keys %v", r)

@@ -156,7 +156,9 @@ func TestKeysSurviveKill9(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGKILL) // at once after the acknowledgement
 		p.cmd.Wait()
 		var created struct{ Key string }
-		json.Unmarshal([]byte(body), &created)
+		if err := json.Unmarshal([]byte(body), &created); err != nil || created.Key == "" {
+			t.Fatalf("create answered %s: %v", body, err)
+		}
 		keys = append(keys, created.Key)
 		logs.WriteString(p.out.String())
 	}

@@ -204,7 +204,9 @@ func TestWebUI(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		var r struct{ Results []struct{ Index int } }
-		json.Unmarshal(b, &r)
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("answer is not JSON: %v: %s", err, b)
+		}
 		var idx []int
 		for _, x := range r.Results {
 			idx = append(idx, x.Index)
