@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
 	"github.com/aimind/aimind/server"
@@ -305,10 +307,45 @@ func TestDialectErrors(t *testing.T) {
 			t.Errorf("%s %s: %d %s", tc.path, tc.body, code, b)
 		}
 	}
-	// TEI's left truncation keeps the document's end.
+	// TEI's left truncation keeps the document's end: the pair ends with
+	// the document's last tokens, and the answer is that pair's score, not
+	// the right-truncated one's.
 	long := synth.Text(3, 1000) + " panda"
-	code, b, _ := s.do(t, "POST", "/rerank", `{"query":"q","truncation_direction":"Left","return_text":false,"texts":["`+long+`"]}`)
-	if code != 200 {
-		t.Fatalf("left truncation: %d %s", code, b)
+	m := s.mgr.Engine("m")
+	prep, err := m.Prepare([]engine.Query{{Text: "q", Docs: []string{long}}}, engine.DocOptions{KeepEnd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tokens of the document's last word, "panda", as a pair lays them
+	// out: a pair with that word alone, less a pair with an empty document.
+	ref, err := m.Tokenize("q", []string{"panda", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPanda, empty := ref[0].Tokens, ref[1].Tokens
+	panda := withPanda[len(empty)-1 : len(withPanda)-1]
+	pair := prep.Pairs[0].Tokens
+	if !prep.Pairs[0].Truncated || len(panda) == 0 || fmt.Sprint(pair[len(pair)-1-len(panda):len(pair)-1]) != fmt.Sprint(panda) {
+		t.Fatalf("the left-truncated pair does not end with the document's last word %v: ...%v", panda, pair[len(pair)-8:])
+	}
+	want, err := m.Score(context.Background(), prep.Pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := func(dir string) float64 {
+		t.Helper()
+		code, b, _ := s.do(t, "POST", "/rerank", `{"query":"q","raw_scores":true,"truncation_direction":"`+dir+`","texts":["`+long+`"]}`)
+		var r []struct{ Score float64 }
+		if code != 200 || json.Unmarshal(b, &r) != nil || len(r) != 1 {
+			t.Fatalf("%s truncation: %d %s", dir, code, b)
+		}
+		return r[0].Score
+	}
+	left, right := score("Left"), score("Right")
+	if math.Abs(left-want.Scores[0]) > 1e-4 {
+		t.Fatalf("Left truncation scored %v, the document's end scores %v", left, want.Scores[0])
+	}
+	if left == right {
+		t.Fatalf("Left and Right truncation gave the same score %v: the test cannot tell them apart", left)
 	}
 }
