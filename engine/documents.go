@@ -95,7 +95,7 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 				windows[0], place.Truncated = cut(dt, room, o.KeepEnd), true
 			}
 			for _, w := range windows {
-				seq, _, err := m.layout.Pair(qt, w, m.ctxLen)
+				seq, err := m.layout.Pair(qt, w, m.ctxLen)
 				if err != nil {
 					return nil, err
 				}

@@ -115,19 +115,23 @@ func (l Layout) Room(query []int32, maxLen int) (int, error) {
 	return maxLen - fixed, nil
 }
 
-// Pair lays out one pair within maxLen tokens. A document that does not fit is
-// cut at its end (the query and special tokens are kept) and truncated is
-// true; a query that leaves no room is ErrQueryTooLong.
-func (l Layout) Pair(query, doc []int32, maxLen int) (seq []int32, truncated bool, err error) {
+// errDocTooLong: Pair was given a document its caller should have cut
+// (Prepare cuts or chunks every document to the room the query leaves).
+var errDocTooLong = errors.New("BUG: document longer than the room in the pair")
+
+// Pair lays out one pair within maxLen tokens. It does not cut: a document
+// longer than the room the query leaves is errDocTooLong; a query that
+// leaves no room is ErrQueryTooLong.
+func (l Layout) Pair(query, doc []int32, maxLen int) ([]int32, error) {
 	room, err := l.Room(query, maxLen)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if len(doc) > room {
-		doc, truncated = doc[:room], true
+		return nil, fmt.Errorf("%w: %d tokens, room for %d", errDocTooLong, len(doc), room)
 	}
 	fixed := maxLen - room
-	seq = make([]int32, 0, fixed+len(doc))
+	seq := make([]int32, 0, fixed+len(doc))
 	for _, p := range l.parts {
 		switch {
 		case p.query:
@@ -138,5 +142,5 @@ func (l Layout) Pair(query, doc []int32, maxLen int) (seq []int32, truncated boo
 			seq = append(seq, p.tokens...)
 		}
 	}
-	return seq, truncated, nil
+	return seq, nil
 }

@@ -38,31 +38,30 @@ func TestLayoutPair(t *testing.T) {
 	}
 	q, d := []int32{7, 8}, []int32{9, 10, 11}
 	cases := []struct {
-		name      string
-		layout    Layout
-		maxLen    int
-		want      []int32
-		truncated bool
-		err       error
+		name   string
+		layout Layout
+		maxLen int
+		want   []int32
+		err    error
 	}{
-		{"roberta", roberta, 512, []int32{0, 7, 8, 2, 2, 9, 10, 11, 2}, false, nil},
-		{"bert", bert, 512, []int32{101, 7, 8, 102, 9, 10, 11, 102}, false, nil},
-		{"template", tmpl, 512, []int32{0, 7, 8, 2, 0, 9, 10, 11, 2}, false, nil},
+		{"roberta", roberta, 512, []int32{0, 7, 8, 2, 2, 9, 10, 11, 2}, nil},
+		{"bert", bert, 512, []int32{101, 7, 8, 102, 9, 10, 11, 102}, nil},
+		{"template", tmpl, 512, []int32{0, 7, 8, 2, 0, 9, 10, 11, 2}, nil},
 		{"template with document first", docFirst, 512,
-			[]int32{100 + 'd', 100 + ':', 9, 10, 11, 100 + ' ', 100 + 'q', 100 + ':', 7, 8}, false, nil},
-		{"roberta truncates the document end", roberta, 7, []int32{0, 7, 8, 2, 2, 9, 2}, true, nil},
-		{"bert exact fit", bert, 8, []int32{101, 7, 8, 102, 9, 10, 11, 102}, false, nil},
-		{"document cut to nothing", roberta, 6, []int32{0, 7, 8, 2, 2, 2}, true, nil},
-		{"query alone too long", roberta, 5, nil, false, ErrQueryTooLong},
+			[]int32{100 + 'd', 100 + ':', 9, 10, 11, 100 + ' ', 100 + 'q', 100 + ':', 7, 8}, nil},
+		{"bert exact fit", bert, 8, []int32{101, 7, 8, 102, 9, 10, 11, 102}, nil},
+		// Cutting is Prepare's job (TestTruncation): Pair refuses.
+		{"document longer than the room", roberta, 7, nil, errDocTooLong},
+		{"query alone too long", roberta, 5, nil, ErrQueryTooLong},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, trunc, err := tc.layout.Pair(q, d, tc.maxLen)
+			got, err := tc.layout.Pair(q, d, tc.maxLen)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
 			}
-			if !reflect.DeepEqual(got, tc.want) || trunc != tc.truncated {
-				t.Fatalf("got %v truncated=%v, want %v truncated=%v", got, trunc, tc.want, tc.truncated)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}
