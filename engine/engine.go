@@ -67,6 +67,10 @@ type Options struct {
 	// written once to DerivedDir.
 	F16AsBF16  string
 	DerivedDir string
+	// Q8AsBF16 computes a Q8_0 file as BF16 on CPUs with AVX512-BF16 and
+	// no AMX: faster there (docs/benchmarks.md), at twice the memory, so
+	// only when asked.
+	Q8AsBF16 bool
 	// NoExtraBuffers keeps weights out of ggml's repacked buffer types (the
 	// AMX tiles): the stock CPU kernels run them.
 	NoExtraBuffers bool
@@ -155,10 +159,10 @@ func Open(path string, o Options) (*Model, error) {
 		load = filepath.Join(o.DerivedDir, hex.EncodeToString(digest[:])+"-bf16.gguf")
 		if _, err := os.Stat(load); err != nil {
 			start := time.Now()
-			if err := modelfile.WriteBF16(path, load); err != nil {
+			if err := modelfile.WriteBF16(path, load, facts.FileType == "Q8_0"); err != nil {
 				return nil, fmt.Errorf("cannot load model %q: %w", path, err)
 			}
-			o.Logger.Info("F16 weights converted to BF16 for AVX512-BF16", "path", path, "copy", load, "seconds", time.Since(start).Seconds())
+			o.Logger.Info("weights converted to BF16 for AVX512-BF16", "path", path, "file_type", facts.FileType, "copy", load, "seconds", time.Since(start).Seconds())
 		}
 		if _, err := modelfile.Check(load); err != nil {
 			return nil, fmt.Errorf("cannot load model %q: its BF16 copy %q: %w", path, load, err)
@@ -183,7 +187,14 @@ func Open(path string, o Options) (*Model, error) {
 // the flash-attention bounds (2e-2), not within the 5e-3 of the path without
 // flash attention (docs/benchmarks.md), hence "auto" follows FlashAttn.
 func useBF16(f *modelfile.Facts, o Options) bool {
-	if f.FileType != "F16" || o.DerivedDir == "" || !llama.CPU().AVX512BF16 {
+	cpu := llama.CPU()
+	if o.DerivedDir == "" || !cpu.AVX512BF16 {
+		return false
+	}
+	if f.FileType == "Q8_0" {
+		return o.Q8AsBF16 && !cpu.AMXInt8 // AMX's int8 tiles beat BF16
+	}
+	if f.FileType != "F16" {
 		return false
 	}
 	switch o.F16AsBF16 {
@@ -201,7 +212,7 @@ func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llam
 		return fmt.Sprintf("AMX int8 (%s; %.0f MiB of weights in AMX tiles)", fileType, buffers["AMX"])
 	}
 	if bf16 {
-		return "BF16 AVX512-BF16 (F16 file converted at load)"
+		return "BF16 AVX512-BF16 (" + fileType + " file converted at load)"
 	}
 	switch fileType {
 	case "BF16":

@@ -148,3 +148,35 @@ func TestAMXPatch0002(t *testing.T) {
 		})
 	}
 }
+
+// TestQ8ComputedAsBF16: with Q8AsBF16, where the CPU has AVX512-BF16 and no
+// AMX, a Q8_0 file is dequantized into a BF16 copy at load; its scores are
+// as close to the float64 reference as the Q8_0 kernels' (mean error at most
+// 1.5x theirs on the same file).
+func TestQ8ComputedAsBF16(t *testing.T) {
+	cpu := llama.CPU()
+	if !cpu.AVX512BF16 || cpu.AMXInt8 {
+		t.Skip("skipped: the Q8_0-as-BF16 path runs only on CPUs with AVX512-BF16 and without AMX (AMX int8 is faster); this one has BF16 ", cpu.AVX512BF16, ", AMX ", cpu.AMXInt8)
+	}
+	for _, name := range []string{"tiny", "3x96-6heads", "wordpiece"} {
+		spec := shapes[name]
+		ref, err := reference.Load(testutil.MustModel(t, spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q8 := testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
+		t.Run(name, func(t *testing.T) {
+			stock := mustOpen(t, q8, engine.Options{FlashAttn: true})
+			bf := mustOpen(t, q8, engine.Options{FlashAttn: true, DerivedDir: t.TempDir(), Q8AsBF16: true})
+			if !strings.HasPrefix(bf.Kernel(), "BF16") || strings.HasPrefix(stock.Kernel(), "BF16") {
+				t.Fatalf("kernels %q and %q", bf.Kernel(), stock.Kernel())
+			}
+			_, stockMean := worstError(t, stock, ref, -1, 0)
+			worst, mean := worstError(t, bf, ref, -1, 0)
+			t.Logf("Q8_0 as BF16: mean %.2e (worst %.2e); Q8_0 kernels: mean %.2e", mean, worst, stockMean)
+			if mean > 1.5*stockMean+1e-3 {
+				t.Errorf("mean error %.2e is more than 1.5x the Q8_0 kernels' %.2e", mean, stockMean)
+			}
+		})
+	}
+}

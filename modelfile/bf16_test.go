@@ -57,7 +57,7 @@ func TestWriteBF16(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(dir, "derived", "bf16.gguf")
-	if err := modelfile.WriteBF16(src, dst); err != nil {
+	if err := modelfile.WriteBF16(src, dst, false); err != nil {
 		t.Fatal(err)
 	}
 	facts, err := modelfile.Check(dst)

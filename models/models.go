@@ -490,7 +490,11 @@ func Estimate(f *modelfile.Facts, o engine.Options) int64 {
 	tokens := int64(max(o.BatchTokens, o.Ctx, engine.DefaultBatchTokens, engine.DefaultCtx))
 	e, ff, h := int64(f.Embedding), int64(f.FeedForward), int64(f.Heads)
 	work := tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
-	return f.SizeBytes + work + 32<<20
+	weights := f.SizeBytes
+	if o.Q8AsBF16 && f.FileType == "Q8_0" { // 34 bytes a block of 32 become 64
+		weights = weights / 34 * 64
+	}
+	return weights + work + 32<<20
 }
 
 func memAvailable() (int64, error) {
