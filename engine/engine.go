@@ -208,8 +208,14 @@ func useBF16(f *modelfile.Facts, o Options) bool {
 
 // kernelPath names the matrix kernels a model's weights run through.
 func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llama.CPUFeatures) string {
-	if buffers["AMX"] > 0 {
-		return fmt.Sprintf("AMX int8 (%s; %.0f MiB of weights in AMX tiles)", fileType, buffers["AMX"])
+	amx := 0.0
+	for name, mib := range buffers {
+		if strings.Contains(name, "AMX") { // ggml names its buffer type "AMX"
+			amx += mib
+		}
+	}
+	if amx > 0 {
+		return fmt.Sprintf("AMX int8 (%s; %.0f MiB of weights in AMX tiles)", fileType, amx)
 	}
 	if bf16 {
 		return "BF16 AVX512-BF16 (" + fileType + " file converted at load)"
