@@ -366,20 +366,7 @@ func TestStoredTypesCloseToReference(t *testing.T) {
 			if m.Facts().FileType != tc.fileType {
 				t.Fatalf("file type %q", m.Facts().FileType)
 			}
-			pairs, err := m.Tokenize("panda", documents(10))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := m.Score(context.Background(), pairs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, p := range pairs {
-				want, _ := ref.Score(p.Tokens)
-				if !close(res.Scores[i], want, tc.bound, tc.bound) {
-					t.Errorf("pair %d: %s %.5f, reference %.5f", i, tc.fileType, res.Scores[i], want)
-				}
-			}
+			worstError(t, m, ref, tc.bound, tc.bound)
 		})
 	}
 }

@@ -171,6 +171,18 @@ func TestSchedulerDrainsEverything(t *testing.T) {
 	}
 }
 
+// call runs one encoder call on the scheduler: it picks, and advances the
+// clock by the picked pairs' tokens.
+func call(s *scheduler) []pick {
+	picks := s.next()
+	n := 0
+	for _, p := range picks {
+		n += p.req.lens[p.pair]
+	}
+	s.advance(n)
+	return picks
+}
+
 // simClient sends requests of pairs tokens each, one after another (a closed
 // loop) from clock start, until the simulation ends.
 type simClient struct {
@@ -226,13 +238,7 @@ func simulate(budget int, clients []simClient, limit int64) []simResult {
 			s.clock = max(s.clock, next)
 			continue
 		}
-		picks := s.next()
-		tokens := 0
-		for _, p := range picks {
-			tokens += p.req.lens[p.pair]
-		}
-		s.advance(tokens)
-		for _, p := range picks {
+		for _, p := range call(s) {
 			l := active[p.req]
 			if l.left--; l.left == 0 {
 				l.res.done = s.clock
@@ -311,22 +317,12 @@ func TestSchedulerLaterLargerNeverOvertakes(t *testing.T) {
 			// Serve one call between some arrivals.
 			if rand(2) == 0 && !s.empty() {
 				checkOrder(t, seed, s)
-				picks := s.next()
-				n := 0
-				for _, p := range picks {
-					n += p.req.lens[p.pair]
-				}
-				s.advance(n)
+				call(s)
 			}
 		}
 		for !s.empty() {
 			checkOrder(t, seed, s)
-			picks := s.next()
-			n := 0
-			for _, p := range picks {
-				n += p.req.lens[p.pair]
-			}
-			s.advance(n)
+			call(s)
 		}
 		for _, r := range reqs {
 			if len(r.remaining) != 0 {
