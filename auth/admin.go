@@ -46,6 +46,10 @@ type adminRecord struct {
 type sessionRecord struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Password is the Updated time of the password the login was checked
+	// against: a session opened with a password that has changed since
+	// (even while the change committed) is not valid.
+	Password time.Time `json:"password"`
 }
 
 // Admin is the single admin account, its sessions and the login limiter.
@@ -229,7 +233,7 @@ func (a *Admin) Login(addr, password string) (string, bool, error) {
 	}
 	a.inflight[addr]++
 	a.mu.Unlock()
-	ok, err := a.check(password)
+	ok, checked, err := a.check(password)
 	a.mu.Lock()
 	if a.inflight[addr]--; a.inflight[addr] <= 0 {
 		delete(a.inflight, addr)
@@ -248,28 +252,24 @@ func (a *Admin) Login(addr, password string) (string, bool, error) {
 	case !ok:
 		return "", false, ErrBadPassword
 	}
-	var rec adminRecord
-	if err := a.st.Get("admin/account", &rec); err != nil {
-		return "", false, fmt.Errorf("%w: %v", ErrNoAdminRecord, err)
-	}
-	id, err := a.newSession(now)
-	return id, rec.MustChange, err
+	id, err := a.newSession(now, checked.Updated)
+	return id, checked.MustChange, err
 }
 
 // check verifies password against the stored hash, holding one of the
 // process's argon2 slots.
-func (a *Admin) check(password string) (bool, error) {
+func (a *Admin) check(password string) (bool, adminRecord, error) {
+	var rec adminRecord
 	select {
 	case argonSlots <- struct{}{}:
 	case <-time.After(argonWait):
-		return false, &RetryAfter{Wait: time.Second}
+		return false, rec, &RetryAfter{Wait: time.Second}
 	}
 	defer func() { <-argonSlots }()
-	var rec adminRecord
 	if err := a.st.Get("admin/account", &rec); err != nil {
-		return false, fmt.Errorf("%w: %v", ErrNoAdminRecord, err)
+		return false, rec, fmt.Errorf("%w: %v", ErrNoAdminRecord, err)
 	}
-	return verifyPassword(rec.Hash, password), nil
+	return verifyPassword(rec.Hash, password), rec, nil
 }
 
 // evict keeps the failure table within MaxTrackedAddresses, forgetting the
@@ -286,9 +286,9 @@ func (a *Admin) evict(now time.Time) {
 	}
 }
 
-func (a *Admin) newSession(now time.Time) (string, error) {
+func (a *Admin) newSession(now, password time.Time) (string, error) {
 	id := randomHex(32)
-	s := sessionRecord{Created: now.UTC(), Expires: now.Add(SessionTTL).UTC()}
+	s := sessionRecord{Created: now.UTC(), Expires: now.Add(SessionTTL).UTC(), Password: password}
 	if err := a.st.Put("session/"+sessionKey(id), s); err != nil {
 		return "", fmt.Errorf("cannot store the session: %w", err)
 	}
@@ -315,7 +315,7 @@ func (a *Admin) Session(id string) (mustChange bool, err error) {
 		return false, ErrNoSession
 	}
 	var rec adminRecord
-	if err := a.st.Get("admin/account", &rec); err != nil {
+	if err := a.st.Get("admin/account", &rec); err != nil || !s.Password.Equal(rec.Updated) {
 		return false, ErrNoSession
 	}
 	return rec.MustChange, nil
@@ -357,12 +357,19 @@ func (a *Admin) endSessions(keep string) error {
 		kept = "session/" + sessionKey(keep)
 	}
 	return a.st.Update(func(tx *store.Tx) error {
+		var rec adminRecord
+		if err := tx.Get("admin/account", &rec); err != nil {
+			return err
+		}
 		var ended []string
-		err := tx.Each("session/", func(key string, _ func(any) error) error {
+		var keptSession *sessionRecord
+		err := tx.Each("session/", func(key string, decode func(any) error) error {
 			if key != kept {
 				ended = append(ended, key)
+				return nil
 			}
-			return nil
+			keptSession = &sessionRecord{}
+			return decode(keptSession)
 		})
 		if err != nil {
 			return err
@@ -371,6 +378,10 @@ func (a *Admin) endSessions(keep string) error {
 			if err := tx.Delete(k); err != nil {
 				return err
 			}
+		}
+		if keptSession != nil { // the changer's session goes on, under the new password
+			keptSession.Password = rec.Updated
+			return tx.Put(kept, keptSession)
 		}
 		return nil
 	})

@@ -326,3 +326,33 @@ func TestFailureTableEvictsOldest(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionOfAnOldPasswordIsInvalid: a login checked against the old
+// password whose session is stored after the change committed (the race
+// between Login and ChangePassword) does not get a valid session.
+func TestSessionOfAnOldPasswordIsInvalid(t *testing.T) {
+	st, dir := openStore(t)
+	a := NewAdmin(st, dir)
+	a.Bootstrap("correct-horse")
+	var old adminRecord
+	if err := st.Get("admin/account", &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ChangePassword("correct-horse", "battery-staple", ""); err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.newSession(time.Now(), old.Updated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Session(id); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("a session checked against the old password is valid: %v", err)
+	}
+	fresh, _, err := a.Login("1.1.1.1", "battery-staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Session(fresh); err != nil {
+		t.Fatalf("a new login's session: %v", err)
+	}
+}

@@ -74,8 +74,10 @@ func pairKey(digest [32]byte, tokens []int32) cacheKey {
 func (c *ScoreCache) get(k cacheKey) (float64, bool) {
 	c.mu.Lock()
 	e, ok := c.entries[k]
+	score := 0.0
 	if ok {
 		c.order.MoveToFront(e)
+		score = e.Value.(*cacheEntry).score // read under the lock: put may rewrite it
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -83,7 +85,7 @@ func (c *ScoreCache) get(k cacheKey) (float64, bool) {
 		return 0, false
 	}
 	c.hits.Add(1)
-	return e.Value.(*cacheEntry).score, true
+	return score, true
 }
 
 // put stores a score, evicting the least recently used entries past the

@@ -156,16 +156,11 @@ func Open(path string, o Options) (*Model, error) {
 	}
 	load := path
 	if bf16 {
-		load = filepath.Join(o.DerivedDir, hex.EncodeToString(digest[:])+"-bf16.gguf")
-		if _, err := os.Stat(load); err != nil {
-			start := time.Now()
-			if err := modelfile.WriteBF16(path, load, facts.FileType == "Q8_0"); err != nil {
-				return nil, fmt.Errorf("cannot load model %q: %w", path, err)
-			}
-			o.Logger.Info("weights converted to BF16 for AVX512-BF16", "path", path, "file_type", facts.FileType, "copy", load, "seconds", time.Since(start).Seconds())
-		}
-		if _, err := modelfile.Check(load); err != nil {
-			return nil, fmt.Errorf("cannot load model %q: its BF16 copy %q: %w", path, load, err)
+		var err error
+		if load, err = bf16Copy(path, digest, facts, o); err != nil {
+			// The file itself still serves, on its own kernels.
+			o.Logger.Warn("cannot compute the model as BF16; it runs on its own kernels", "path", path, "err", err)
+			load, bf16 = path, false
 		}
 	}
 	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers})
@@ -181,6 +176,32 @@ func Open(path string, o Options) (*Model, error) {
 	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU())
 	return m, nil
 }
+
+// bf16Copy returns the BF16 copy of path in DerivedDir, writing it when
+// missing; a copy that does not pass the pre-check is written again.
+func bf16Copy(path string, digest [32]byte, facts *modelfile.Facts, o Options) (string, error) {
+	dst := filepath.Join(o.DerivedDir, hex.EncodeToString(digest[:])+"-bf16.gguf")
+	if _, err := os.Stat(dst); err == nil {
+		if _, err := modelfile.Check(dst); err == nil {
+			return dst, nil
+		}
+		os.Remove(dst)
+	}
+	start := time.Now()
+	if err := modelfile.WriteBF16(path, dst, facts.FileType == "Q8_0"); err != nil {
+		return "", err
+	}
+	if _, err := modelfile.Check(dst); err != nil {
+		os.Remove(dst)
+		return "", fmt.Errorf("its BF16 copy does not pass the pre-check: %w", err)
+	}
+	o.Logger.Info("weights converted to BF16 for AVX512-BF16", "path", path, "file_type", facts.FileType, "copy", dst, "seconds", time.Since(start).Seconds())
+	return dst, nil
+}
+
+// UsesBF16 reports whether a model with these facts is computed as BF16
+// under o on this CPU (the memory estimate needs it).
+func UsesBF16(f *modelfile.Facts, o Options) bool { return useBF16(f, o) }
 
 // useBF16 decides whether an F16 file is computed as BF16 (see
 // Options.F16AsBF16): its error against the float64 reference stays within
@@ -511,6 +532,9 @@ func (m *Model) submit(ctx context.Context, j *job) error {
 		case err := <-j.reply:
 			return err
 		default:
+			// Sent after the scheduler drained its intake: nobody will
+			// answer or count it out.
+			m.queued.Add(-int64(j.tokens))
 			return m.closed
 		}
 	}

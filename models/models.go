@@ -94,7 +94,7 @@ type entry struct {
 // Manager owns the served models.
 type Manager struct {
 	mu       sync.RWMutex
-	deployMu sync.Mutex // serialises Deploy
+	deployMu sync.Mutex // serialises Deploy, Start, Stop and Delete
 	entries  map[string]*entry
 	st       *store.Store // nil: records live in memory only
 	hubs     map[hub.Source]hub.Hub
@@ -235,14 +235,14 @@ func (m *Manager) Deploy(r Request, replace bool) (Record, error) {
 	if e, ok := m.entries[r.Name]; ok {
 		if r.same(e.rec) {
 			m.mu.Unlock()
-			return m.Start(r.Name)
+			return m.start(r.Name)
 		}
 		if !replace {
 			m.mu.Unlock()
 			return Record{}, fmt.Errorf("%w: %q (choose another name)", ErrDuplicate, r.Name)
 		}
 		m.mu.Unlock()
-		if err := m.Delete(r.Name, false); err != nil {
+		if err := m.delete(r.Name, false); err != nil {
 			return Record{}, err
 		}
 		m.mu.Lock()
@@ -415,7 +415,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		return
 	}
 	m.mu.Lock()
-	e.model = model
+	e.model, e.reserved = model, 0 // counted through the model from now on
 	e.rec.Status, e.rec.Error, e.rec.Progress = StateRunning, "", nil
 	e.rec.Updated = time.Now().UTC()
 	m.persist(e)
@@ -491,7 +491,7 @@ func Estimate(f *modelfile.Facts, o engine.Options) int64 {
 	e, ff, h := int64(f.Embedding), int64(f.FeedForward), int64(f.Heads)
 	work := tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
 	weights := f.SizeBytes
-	if o.Q8AsBF16 && f.FileType == "Q8_0" { // 34 bytes a block of 32 become 64
+	if f.FileType == "Q8_0" && engine.UsesBF16(f, o) { // 34 bytes a block of 32 become 64
 		weights = weights / 34 * 64
 	}
 	return weights + work + 32<<20
@@ -556,6 +556,8 @@ func working(e *entry) bool {
 
 // Stop frees a model's memory and keeps its record (stopped).
 func (m *Manager) Stop(name string) (Record, error) {
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
 	e, err := m.entry(name)
 	if err != nil {
 		return Record{}, err
@@ -567,6 +569,13 @@ func (m *Manager) Stop(name string) (Record, error) {
 
 // Start brings a stopped or failed model up again.
 func (m *Manager) Start(name string) (Record, error) {
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
+	return m.start(name)
+}
+
+// start is Start with deployMu held.
+func (m *Manager) start(name string) (Record, error) {
 	e, err := m.entry(name)
 	if err != nil {
 		return Record{}, err
@@ -588,6 +597,13 @@ func (m *Manager) Start(name string) (Record, error) {
 // Delete stops a model and removes its record; with removeFiles, a file
 // aimind downloaded is removed too (local files never are).
 func (m *Manager) Delete(name string, removeFiles bool) error {
+	m.deployMu.Lock()
+	defer m.deployMu.Unlock()
+	return m.delete(name, removeFiles)
+}
+
+// delete is Delete with deployMu held.
+func (m *Manager) delete(name string, removeFiles bool) error {
 	e, err := m.entry(name)
 	if err != nil {
 		return err

@@ -7,11 +7,16 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // watchPeeks counts the looks watchClient takes at sockets; tests read it to
 // show that a request costs one look, not one per timer tick.
 var watchPeeks atomic.Int64
+
+// tcpCloseWait is Linux's TCP_CLOSE_WAIT state: the peer has closed its side.
+const tcpCloseWait = 8
 
 // aLongTimeAgo is a read deadline in the past: setting it wakes a goroutine
 // blocked in the runtime's poller at once.
@@ -69,10 +74,15 @@ func watchClient(conn net.Conn, cancel func()) (stop func()) {
 					gone = true
 					return true
 				default:
-					// Bytes of a pipelined request are waiting: leave them to
-					// fasthttp and wait for the next event (the poller is
-					// edge-triggered, so this does not spin).
-					return false
+					// Bytes are waiting: a pipelined request, left to
+					// fasthttp, or a TLS close_notify alert before the FIN.
+					// A peer that has sent its FIN leaves the socket in
+					// CLOSE_WAIT whatever sits unread before it.
+					if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.State == tcpCloseWait {
+						gone = true
+						return true
+					}
+					return false // wait for the next event (edge-triggered: no spin)
 				}
 			})
 			if gone {
