@@ -181,8 +181,8 @@ func (h *captureHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestPatch0001KeepsFirstTokenOutputs: with third_party/patches/0001 applied,
 // llama.cpp honours a batch that marks only each sequence's first token as an
-// output (stock llama.cpp overrides it with a warning and computes the last
-// layer for every token).
+// output and computes the last layer for those rows only (it says how many);
+// stock llama.cpp overrides the flags and computes every token.
 func TestPatch0001KeepsFirstTokenOutputs(t *testing.T) {
 	h := &captureHandler{}
 	llama.Init(slog.New(h))
@@ -202,9 +202,18 @@ func TestPatch0001KeepsFirstTokenOutputs(t *testing.T) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	kept := false
 	for _, msg := range h.msgs {
 		if strings.Contains(msg, "not marked as outputs") {
 			t.Fatalf("llama.cpp overrode the first-token outputs (patch 0001 not applied?): %s", msg)
 		}
+		// The patched encode reports how many rows its last layer computed:
+		// one per sequence, two here, of the call's eleven tokens.
+		if strings.Contains(msg, "aimind rank pooling: last layer for 2 first tokens of 11") {
+			kept = true
+		}
+	}
+	if !kept {
+		t.Fatalf("no report of the first-token outputs (patch 0001 not applied?); llama.cpp said:\n%s", strings.Join(h.msgs, "\n"))
 	}
 }
