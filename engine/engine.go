@@ -546,10 +546,16 @@ func (m *Model) QueuedTokens() int { return int(m.queued.Load()) }
 // MaxQueueTokens is the queue's bound in tokens.
 func (m *Model) MaxQueueTokens() int { return m.maxQueued }
 
-// Overloaded returns the error a request gets while the queue is full, or
-// nil: a check before any tokenizing.
-func (m *Model) Overloaded() error {
-	if q := int(m.queued.Load()); q >= m.maxQueued {
+// Admit is the check before any tokenizing: a request of pairs pairs needs
+// at least the layout's special tokens for each (texts may tokenize to
+// nothing). Past what the queue may ever hold it is a *TooLargeError; past
+// what it holds now, an *OverloadError; else nil.
+func (m *Model) Admit(pairs int) error {
+	least := pairs * max(m.layout.Overhead(), 1)
+	if least > m.maxQueued {
+		return &TooLargeError{Tokens: least, Limit: m.maxQueued}
+	}
+	if q := int(m.queued.Load()); q+least > m.maxQueued {
 		return &OverloadError{Queued: q, Limit: m.maxQueued, RetryAfter: m.drainTime(q)}
 	}
 	return nil

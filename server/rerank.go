@@ -120,7 +120,11 @@ func (s *Server) resolve(ctx *fasthttp.RequestCtx, p *auth.Principal, d dialect,
 func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, name string, queries []engine.Query, o engine.DocOptions, refuseTruncation bool) (*engine.Answer, bool) {
 	// Cheap checks first: a full queue refuses before any tokenizing, and
 	// at most a few requests tokenize at once.
-	if err := model.Overloaded(); err != nil {
+	pairs := 0
+	for _, q := range queries {
+		pairs += len(q.Docs)
+	}
+	if err := model.Admit(pairs); err != nil {
 		s.refuse(ctx, d, name, err)
 		return nil, false
 	}
