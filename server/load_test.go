@@ -265,6 +265,9 @@ func TestMetricsReadyAndRequestID(t *testing.T) {
 	if len(hdr.Get("X-Request-Id")) != 16 {
 		t.Fatalf("generated request id %q", hdr.Get("X-Request-Id"))
 	}
+	if _, models, _ := s.do(t, "GET", "/v1/models", ""); !strings.Contains(string(models), `"kernel":"`) {
+		t.Errorf("/v1/models does not name the kernel path: %s", models)
+	}
 	code, out, _ := s.do(t, "GET", "/metrics", "")
 	for _, want := range []string{
 		`aimind_http_requests_total{route="/v1/rerank",code="200"}`,
@@ -273,6 +276,10 @@ func TestMetricsReadyAndRequestID(t *testing.T) {
 		`aimind_batch_pairs_bucket{model="m"`,
 		`aimind_queue_tokens{model="m"} 0`,
 		`aimind_models{state="running"} 1`,
+		`aimind_model_kernel{model="m",kernel="`,
+		`aimind_scoring_requests_in_flight 0`,
+		`aimind_score_cache_hits_total`,
+		`aimind_score_cache_max_bytes`,
 		`process_resident_memory_bytes`,
 	} {
 		if code != 200 || !strings.Contains(string(out), want) {
