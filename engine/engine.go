@@ -148,7 +148,7 @@ func Open(path string, o Options) (*Model, error) {
 		o.Logger.Warn(w, "path", path)
 	}
 	var digest [32]byte
-	bf16 := useBF16(facts, o)
+	bf16 := UsesBF16(facts, o)
 	if o.Cache != nil || bf16 {
 		if digest, err = fileDigest(path, o.Digest); err != nil {
 			return nil, fmt.Errorf("cannot load model %q: %w", path, err)
@@ -199,15 +199,12 @@ func bf16Copy(path string, digest [32]byte, facts *modelfile.Facts, o Options) (
 	return dst, nil
 }
 
-// UsesBF16 reports whether a model with these facts is computed as BF16
-// under o on this CPU (the memory estimate needs it).
-func UsesBF16(f *modelfile.Facts, o Options) bool { return useBF16(f, o) }
-
-// useBF16 decides whether an F16 file is computed as BF16 (see
-// Options.F16AsBF16): its error against the float64 reference stays within
-// the flash-attention bounds (2e-2), not within the 5e-3 of the path without
-// flash attention (docs/benchmarks.md), hence "auto" follows FlashAttn.
-func useBF16(f *modelfile.Facts, o Options) bool {
+// UsesBF16 decides whether a model is computed as BF16 on this CPU (the
+// memory estimate asks too). For an F16 file "auto" follows FlashAttn: the
+// BF16 path's error against the float64 reference stays within the
+// flash-attention bounds (2e-2), not within the 5e-3 of the path without it
+// (docs/benchmarks.md). A Q8_0 file only when asked (Options.Q8AsBF16).
+func UsesBF16(f *modelfile.Facts, o Options) bool {
 	cpu := llama.CPU()
 	if o.DerivedDir == "" || !cpu.AVX512BF16 {
 		return false
