@@ -42,6 +42,10 @@ type Spec struct {
 	NoHead                     bool   // omit the classification head
 	HalfTokenTypes             bool   // store token_types.weight as F16 (a file ggml would abort on)
 
+	// Custom replaces the generated vocabulary (Vocab is then ignored), for
+	// example with a real SentencePiece model converted by XLMRVocab.
+	Custom *CustomVocab
+
 	// Crafted files (hostile-input tests): token texts replaced by index
 	// after the vocabulary is built (duplicates allowed), and metadata
 	// values set or added by key (uint32, int32, float32, bool or string).
@@ -101,6 +105,16 @@ func Write(path string, s Spec) error {
 		s.Architecture = "bert"
 	}
 	tokens, scores, types, kvs := vocabulary(s)
+	if c := s.Custom; c != nil {
+		if len(c.Tokens) == 0 || len(c.Scores) != len(c.Tokens) || len(c.Types) != len(c.Tokens) {
+			return fmt.Errorf("synth: custom vocabulary has %d tokens, %d scores, %d types", len(c.Tokens), len(c.Scores), len(c.Types))
+		}
+		tokens, scores, types = slices.Clone(c.Tokens), slices.Clone(c.Scores), slices.Clone(c.Types)
+		kvs = kvs[:0]
+		for _, k := range slices.Sorted(maps.Keys(c.Meta)) {
+			kvs = append(kvs, kv{k, c.Meta[k]})
+		}
+	}
 	a := s.Architecture
 	meta := []kv{
 		{"general.architecture", a},
