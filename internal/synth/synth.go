@@ -45,6 +45,9 @@ type Spec struct {
 	// Custom replaces the generated vocabulary (Vocab is then ignored), for
 	// example with a real SentencePiece model converted by XLMRVocab.
 	Custom *CustomVocab
+	// Edit, when set, may change each tensor's values before it is written
+	// (a flipped classifier, a NaN), for tests of what catches such files.
+	Edit func(name string, data []float32)
 
 	// Crafted files (hostile-input tests): token texts replaced by index
 	// after the vocabulary is built (duplicates allowed), and metadata
@@ -223,6 +226,11 @@ func Write(path string, s Spec) error {
 		)
 	}
 
+	if s.Edit != nil {
+		for _, t := range ts {
+			s.Edit(t.Name, t.Data)
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
