@@ -20,6 +20,7 @@ import (
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/modelfile"
+	"github.com/aimind/aimind/selfcheck"
 	"github.com/aimind/aimind/store"
 )
 
@@ -75,6 +76,9 @@ type Record struct {
 	Progress   *Progress        `json:"progress,omitempty"`
 	Facts      *modelfile.Facts `json:"facts,omitempty"`
 	MemoryEst  int64            `json:"memory_estimate,omitempty"`
+	// SelfCheck is the outcome of the known-answer check run at each load
+	// (nil before the first).
+	SelfCheck *selfcheck.Outcome `json:"self_check,omitempty"`
 	// LoadStarted is stored (synced) before llama.cpp loads the file and
 	// cleared when the load returns: found set at startup, the process died
 	// while loading, and the model is not started again automatically.
@@ -109,6 +113,9 @@ type Manager struct {
 	MemoryBudget int64
 	// FreeMemory reports available memory; reads /proc/meminfo by default.
 	FreeMemory func() (int64, error)
+	// SelfCheck is what each model is checked with once loaded; nil turns
+	// the check off (recorded as "off"). NewManager sets the default suite.
+	SelfCheck *selfcheck.Suite
 	// Observe, when set, is told about every encoder call of every model.
 	Observe func(model string, pairs, tokens int, d time.Duration)
 }
@@ -120,8 +127,9 @@ func NewManager(opts engine.Options, st *store.Store, hubs map[hub.Source]hub.Hu
 		log = slog.Default()
 	}
 	opts.Logger = log
+	suite := selfcheck.Default()
 	return &Manager{entries: map[string]*entry{}, st: st, hubs: hubs, opts: opts, log: log,
-		Open: engine.Open, FreeMemory: memAvailable}
+		Open: engine.Open, FreeMemory: memAvailable, SelfCheck: &suite}
 }
 
 var quantSuffix = regexp.MustCompile(`(?i)[-._](f32|f16|fp16|bf16|q[2-8](_[0-9a-z]+)*|iq[1-4](_[a-z0-9]+)*|tq[12]_0|mxfp4)$`)
@@ -414,15 +422,51 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		model.Close()
 		return
 	}
+	check := m.selfCheck(ctx, model, rec, path, facts)
+	if ctx.Err() != nil {
+		model.Close()
+		return
+	}
 	m.mu.Lock()
 	e.model, e.reserved = model, 0 // counted through the model from now on
 	e.rec.Status, e.rec.Error, e.rec.Progress = StateRunning, "", nil
+	e.rec.SelfCheck = check
 	e.rec.Updated = time.Now().UTC()
 	m.persist(e)
 	m.mu.Unlock()
 	m.log.Info("model running", "model", rec.Name, "path", path, "architecture", facts.Architecture,
 		"file_type", facts.FileType, "kernel", model.Kernel(), "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
 		"memory_estimate_mib", est>>20, "load_seconds", time.Since(start).Seconds())
+}
+
+// selfCheck scores the known-answer suite with a model just loaded. A
+// suspect model is served all the same: the outcome is a warning, in the
+// log, the record, /v1/models and the Models page.
+func (m *Manager) selfCheck(ctx context.Context, model *engine.Model, rec Record, path string, facts *modelfile.Facts) *selfcheck.Outcome {
+	if m.SelfCheck == nil {
+		return &selfcheck.Outcome{Status: selfcheck.Off}
+	}
+	id := selfcheck.Identity{Repo: rec.Repo, File: rec.File, Name: facts.Name, FileType: facts.FileType}
+	if id.File == "" {
+		id.File = path
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	out, err := selfcheck.Run(ctx, model, id, *m.SelfCheck)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("model self-check could not run", "model", rec.Name, "err", err)
+		}
+		return &selfcheck.Outcome{Status: selfcheck.Suspect, Reason: "the self-check could not run: " + err.Error()}
+	}
+	if out.Status == selfcheck.Suspect {
+		m.log.Warn("model self-check: scores look wrong; serving it anyway", "model", rec.Name, "reason", out.Reason,
+			"seconds", time.Since(start).Seconds())
+	} else {
+		m.log.Info("model self-check passed", "model", rec.Name, "checks", len(out.Checks), "seconds", time.Since(start).Seconds())
+	}
+	return &out
 }
 
 func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/aimind/aimind/internal/testutil"
 	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/selfcheck"
 	"github.com/aimind/aimind/store"
 )
 
@@ -494,5 +495,45 @@ func TestConcurrentReplaceLeaksNothing(t *testing.T) {
 		if _, err := em.Rerank(context.Background(), "q", []string{"a"}); !errors.Is(err, engine.ErrClosed) {
 			t.Fatalf("a replaced model's engine still serves (err %v): leaked", err)
 		}
+	}
+}
+
+// TestSelfCheckRecorded: a model is checked when it loads and the outcome is
+// kept with its record. The synthetic stand-in for bge-reranker-v2-m3 is
+// recognised by its repo, held to the guide's answer and flagged; with the
+// check off the record says so.
+func TestSelfCheckRecorded(t *testing.T) {
+	e := newEnv(t)
+	m, st := e.manager(t, true)
+	defer st.Close()
+	defer m.Close()
+	if _, err := m.Deploy(models.Request{Source: hub.HuggingFace, Repo: e.repo.ID, Quant: "Q8_0", Name: "m3"}, false); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitStatus(t, m, "m3", models.StateRunning)
+	c := rec.SelfCheck
+	if c == nil || c.Status != selfcheck.Suspect {
+		t.Fatalf("random weights under bge-reranker-v2-m3's name: self-check %+v", c)
+	}
+	for _, want := range []string{"GPUStack guide request", "relevant first"} {
+		if !strings.Contains(c.Reason, want) {
+			t.Errorf("reason %q does not name %q", c.Reason, want)
+		}
+	}
+	// The outcome persists with the record.
+	var stored models.Record
+	if err := st.Get("model/m3", &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.SelfCheck == nil || stored.SelfCheck.Status != selfcheck.Suspect {
+		t.Errorf("stored record lacks the self-check: %+v", stored.SelfCheck)
+	}
+
+	m.SelfCheck = nil
+	if _, err := m.Deploy(models.Request{Path: testutil.MustModel(t, synth.Tiny()), Name: "unchecked"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitStatus(t, m, "unchecked", models.StateRunning); rec.SelfCheck == nil || rec.SelfCheck.Status != selfcheck.Off {
+		t.Errorf("with the check off: %+v", rec.SelfCheck)
 	}
 }

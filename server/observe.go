@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/selfcheck"
 )
 
 // Metrics are Prometheus metrics in VictoriaMetrics' package; names are
@@ -55,6 +56,13 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 			q := float64(m.QueuedTokens())
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(q)
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_model_kernel{model=%q,kernel=%q}`, r.Name, m.Kernel()), nil).Set(1)
+			if c := r.SelfCheck; c != nil {
+				suspect := 0.0
+				if c.Status == selfcheck.Suspect {
+					suspect = 1
+				}
+				metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_model_suspect{model=%q}`, r.Name), nil).Set(suspect)
+			}
 		} else {
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(0)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/selfcheck"
 )
 
 // Options configure the HTTP server. Zero fields take the defaults below.
@@ -293,24 +294,25 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 }
 
 type modelCard struct {
-	ID            string           `json:"id"`
-	Object        string           `json:"object"`
-	Created       int64            `json:"created"`
-	OwnedBy       string           `json:"owned_by"`
-	Status        string           `json:"status"`
-	Error         string           `json:"error,omitempty"`
-	Source        string           `json:"source"`
-	Repo          string           `json:"repo,omitempty"`
-	File          string           `json:"file,omitempty"`
-	Architecture  string           `json:"architecture,omitempty"`
-	FileType      string           `json:"file_type,omitempty"`
-	ContextLength int              `json:"context_length,omitempty"`
-	MaxPairTokens int              `json:"max_pair_tokens,omitempty"`
-	PairLayout    string           `json:"pair_layout,omitempty"`
-	Kernel        string           `json:"kernel,omitempty"`
-	Progress      *models.Progress `json:"progress,omitempty"`
-	Score         string           `json:"score"`
-	Warnings      []string         `json:"warnings,omitempty"`
+	ID            string             `json:"id"`
+	Object        string             `json:"object"`
+	Created       int64              `json:"created"`
+	OwnedBy       string             `json:"owned_by"`
+	Status        string             `json:"status"`
+	Error         string             `json:"error,omitempty"`
+	Source        string             `json:"source"`
+	Repo          string             `json:"repo,omitempty"`
+	File          string             `json:"file,omitempty"`
+	Architecture  string             `json:"architecture,omitempty"`
+	FileType      string             `json:"file_type,omitempty"`
+	ContextLength int                `json:"context_length,omitempty"`
+	MaxPairTokens int                `json:"max_pair_tokens,omitempty"`
+	PairLayout    string             `json:"pair_layout,omitempty"`
+	Kernel        string             `json:"kernel,omitempty"`
+	Progress      *models.Progress   `json:"progress,omitempty"`
+	Score         string             `json:"score"`
+	Warnings      []string           `json:"warnings,omitempty"`
+	SelfCheck     *selfcheck.Outcome `json:"self_check,omitempty"`
 }
 
 // ScoreMeaning is what /v1/models says a score is.
@@ -320,7 +322,7 @@ func (s *Server) card(r models.Record) modelCard {
 	c := modelCard{
 		ID: r.Name, Object: "model", Created: r.Created.Unix(), OwnedBy: "aimind",
 		Status: string(r.Status), Error: r.Error, Source: string(r.Source), Repo: r.Repo, File: r.File,
-		Progress: r.Progress, Score: ScoreMeaning,
+		Progress: r.Progress, Score: ScoreMeaning, SelfCheck: r.SelfCheck,
 	}
 	if f := r.Facts; f != nil {
 		c.Architecture, c.FileType, c.ContextLength, c.Warnings = f.Architecture, f.FileType, f.ContextLength, f.Warnings

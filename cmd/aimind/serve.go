@@ -42,6 +42,7 @@ type serveConfig struct {
 	LogLevel          string
 	LogFormat         string
 	CacheBytes        int64
+	SelfCheck         string
 	Engine            engine.Options
 	Server            server.Options
 }
@@ -70,6 +71,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
 			&cli.StringFlag{Name: "f16-as-bf16", Value: "auto", Usage: "compute F16 files as BF16 where the CPU has AVX512-BF16: auto (with flash attention), on, off; the copy goes to <data-dir>/derived", Destination: &cfg.Engine.F16AsBF16},
 			&cli.BoolFlag{Name: "q8-as-bf16", Usage: "compute Q8_0 files as BF16 where the CPU has AVX512-BF16 and no AMX: faster there, twice the memory", Destination: &cfg.Engine.Q8AsBF16},
+			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "score known answers when a model loads and flag it suspect when they look wrong (a warning, it is served all the same): on or off", Destination: &cfg.SelfCheck},
 			&cli.Int64Flag{Name: "cache-bytes", Value: engine.DefaultCacheBytes, Usage: "bytes of remembered pair scores shared by all models (0: no cache)", Destination: &cfg.CacheBytes},
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
@@ -109,6 +111,11 @@ func (c *serveConfig) validate() error {
 	case "auto", "on", "off":
 	default:
 		return fmt.Errorf("--f16-as-bf16 %q: want auto, on or off", c.Engine.F16AsBF16)
+	}
+	switch c.SelfCheck {
+	case "on", "off":
+	default:
+		return fmt.Errorf("--self-check %q: want on or off", c.SelfCheck)
 	}
 	if c.CacheBytes < 0 {
 		return errors.New("--cache-bytes must not be negative")
@@ -180,6 +187,9 @@ func serve(cfg serveConfig) error {
 	cfg.Server.Hubs = hubs
 	mgr := models.NewManager(cfg.Engine, st, hubs, log)
 	mgr.MemoryBudget = cfg.MemoryBudget
+	if cfg.SelfCheck == "off" {
+		mgr.SelfCheck = nil
+	}
 	mgr.Observe = server.ObserveBatch
 	defer mgr.Close()
 	requests, err := modelRequests(cfg.Models, cfg.Aliases)
