@@ -21,6 +21,7 @@ func main() {
 			benchCommand(),
 			keysCommand(),
 			adminCommand(),
+			checkCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

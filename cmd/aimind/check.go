@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/llama"
+	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/selfcheck"
+)
+
+type checkConfig struct {
+	DataDir string
+	Golden  string
+	Scores  string  // what the golden file's scores are: logit or sigmoid
+	MaxDiff float64 // fail when the worst difference is above it (0: report only)
+	SelfCheck string
+	Engine  engine.Options
+}
+
+func checkCommand() *cli.Command {
+	cfg := checkConfig{Engine: engine.Options{F16AsBF16: "auto"}}
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "load a model, run the self-check, and compare its scores with a golden file",
+		ArgsUsage: "MODEL (a GGUF file or a hub repo, as serve's --model)",
+		Description: `Loads MODEL as serve would (downloading it if needed), scores the built-in
+known-answer requests and prints the outcome. With --golden FILE.jsonl, also
+scores each line {"query": ..., "document": ..., "score": ...} and reports the
+worst difference from the expected score (raw logits; --scores sigmoid when
+the file holds sigmoid scores). Exits non-zero when the self-check finds the
+model suspect or the worst difference is above --max-diff.`,
+		Flags: []cli.Flag{
+			dataDirFlag(&cfg.DataDir),
+			&cli.StringFlag{Name: "golden", Usage: "JSON-lines file of query, document and expected score", Destination: &cfg.Golden},
+			&cli.StringFlag{Name: "scores", Value: "logit", Usage: "what the golden scores are: logit (raw) or sigmoid", Destination: &cfg.Scores},
+			&cli.Float64Flag{Name: "max-diff", Usage: "fail when a golden score is further off than this (0: report only)", Destination: &cfg.MaxDiff},
+			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "run the built-in known-answer checks: on or off", Destination: &cfg.SelfCheck},
+			&cli.IntFlag{Name: "threads", Usage: "CPU threads (0: all CPUs)", Destination: &cfg.Engine.Threads},
+			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens", Destination: &cfg.Engine.Ctx},
+			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention, as serve", Destination: &cfg.Engine.FlashAttn},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("check takes one MODEL: a GGUF file or a hub repo")
+			}
+			if cfg.Scores != "logit" && cfg.Scores != "sigmoid" {
+				return fmt.Errorf("--scores %q: want logit or sigmoid", cfg.Scores)
+			}
+			if cfg.SelfCheck != "on" && cfg.SelfCheck != "off" {
+				return fmt.Errorf("--self-check %q: want on or off", cfg.SelfCheck)
+			}
+			cfg.DataDir = dataDirOf(c)
+			return check(c.Context, c.Args().First(), cfg, os.Stdout)
+		},
+	}
+}
+
+func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) error {
+	var golden []goldenLine
+	if cfg.Golden != "" {
+		var err error
+		if golden, err = readGolden(cfg.Golden); err != nil {
+			return err
+		}
+	}
+	log, err := newLogger("warn", "text")
+	if err != nil {
+		return err
+	}
+	llama.Init(log)
+	cfg.Engine.DerivedDir = filepath.Join(cfg.DataDir, "derived")
+	cfg.Engine.BatchTokens = engine.DefaultBatchTokens
+	cfg.Engine.MaxQueueTokens = engine.DefaultMaxQueueTokens
+	hubs, err := newHubs()
+	if err != nil {
+		return err
+	}
+	reqs, err := modelRequests([]string{spec}, nil)
+	if err != nil {
+		return err
+	}
+	mgr := models.NewManager(cfg.Engine, nil, hubs, log)
+	defer mgr.Close()
+	if cfg.SelfCheck == "off" {
+		mgr.SelfCheck = nil
+	}
+	rec, err := mgr.Deploy(reqs[0], false)
+	if err != nil {
+		return err
+	}
+	if err := mgr.WaitFor(ctx, rec.Name); err != nil {
+		return err
+	}
+	if rec, err = mgr.Get(rec.Name); err != nil {
+		return err
+	}
+	m := mgr.Engine(rec.Name)
+	if m == nil {
+		return fmt.Errorf("cannot check %s: it stopped after loading", rec.Name)
+	}
+	fmt.Fprintf(out, "model %s: %s", rec.Name, rec.Path)
+	if f := rec.Facts; f != nil {
+		fmt.Fprintf(out, " (%s, %s, kernel %s)", f.Architecture, f.FileType, m.Kernel())
+	}
+	fmt.Fprintln(out)
+	var failures []string
+	if sc := rec.SelfCheck; sc != nil {
+		fmt.Fprintf(out, "self-check: %s\n", sc.Status)
+		for _, c := range sc.Checks {
+			mark := "ok  "
+			if !c.Passed {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(out, "  %s %s: %s\n", mark, c.Name, c.Detail)
+		}
+		if sc.Status == selfcheck.Suspect {
+			failures = append(failures, "the self-check finds the model suspect")
+		}
+	}
+	if golden != nil {
+		rep, err := compareGolden(ctx, m, golden, cfg.Scores == "sigmoid")
+		if err != nil {
+			return err
+		}
+		rep.print(out, cfg.Golden, cfg.Scores)
+		if cfg.MaxDiff > 0 && rep.worst > cfg.MaxDiff {
+			failures = append(failures, fmt.Sprintf("the worst golden difference %.4g is above --max-diff %g", rep.worst, cfg.MaxDiff))
+		}
+	}
+	if len(failures) > 0 {
+		return errors.New(strings.Join(failures, "; "))
+	}
+	return nil
+}
+
+// goldenLine is one line of a golden file.
+type goldenLine struct {
+	Query    string   `json:"query"`
+	Document string   `json:"document"`
+	Score    *float64 `json:"score"`
+	line     int
+}
+
+func readGolden(path string) ([]goldenLine, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the golden file: %w", err)
+	}
+	defer f.Close()
+	var out []goldenLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var g goldenLine
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&g); err != nil {
+			return nil, fmt.Errorf("%s:%d: not a {query, document, score} line: %w", path, n, err)
+		}
+		if g.Score == nil || math.IsNaN(*g.Score) || g.Query == "" || g.Document == "" {
+			return nil, fmt.Errorf("%s:%d: a line needs a query, a document and a numeric score", path, n)
+		}
+		g.line = n
+		out = append(out, g)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the golden file: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no lines", path)
+	}
+	return out, nil
+}
+
+type goldenReport struct {
+	n, queries       int
+	worst, sum       float64
+	worstLine        goldenLine
+	worstGot         float64
+	agree, pairCount int // document pairs of one query ordered as expected
+}
+
+// compareGolden scores the golden lines, each query's documents in one
+// request, and compares them with the expected scores.
+func compareGolden(ctx context.Context, m *engine.Model, lines []goldenLine, sigmoid bool) (*goldenReport, error) {
+	byQuery := map[string][]int{}
+	var order []string
+	for i, g := range lines {
+		if _, ok := byQuery[g.Query]; !ok {
+			order = append(order, g.Query)
+		}
+		byQuery[g.Query] = append(byQuery[g.Query], i)
+	}
+	rep := &goldenReport{n: len(lines), queries: len(order)}
+	for _, q := range order {
+		idx := byQuery[q]
+		docs := make([]string, len(idx))
+		for j, i := range idx {
+			docs[j] = lines[i].Document
+		}
+		res, err := m.Rerank(ctx, q, docs)
+		if err != nil {
+			return nil, fmt.Errorf("cannot score golden line %d: %w", lines[idx[0]].line, err)
+		}
+		for j, i := range idx {
+			got := res.Scores[j]
+			if sigmoid {
+				got = 1 / (1 + math.Exp(-got))
+			}
+			d := math.Abs(got - *lines[i].Score)
+			rep.sum += d
+			if d > rep.worst || rep.worstLine.line == 0 {
+				rep.worst, rep.worstLine, rep.worstGot = d, lines[i], got
+			}
+			for k := 0; k < j; k++ {
+				want := *lines[idx[k]].Score - *lines[i].Score
+				if want == 0 {
+					continue
+				}
+				rep.pairCount++
+				if (res.Scores[k]-res.Scores[j] > 0) == (want > 0) {
+					rep.agree++
+				}
+			}
+		}
+	}
+	return rep, nil
+}
+
+func (r *goldenReport) print(out io.Writer, path, kind string) {
+	fmt.Fprintf(out, "golden %s: %d lines, %d queries, scores as %s\n", path, r.n, r.queries, kind)
+	fmt.Fprintf(out, "  mean |difference| %.4g, worst %.4g at line %d (expected %.4g, got %.4g; query %q)\n",
+		r.sum/float64(r.n), r.worst, r.worstLine.line, *r.worstLine.Score, r.worstGot, excerpt(r.worstLine.Query))
+	if r.pairCount > 0 {
+		fmt.Fprintf(out, "  document pairs of one query ordered as expected: %d of %d\n", r.agree, r.pairCount)
+	}
+}
+
+func excerpt(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:40]) + "…"
+	}
+	return s
+}
