@@ -21,12 +21,12 @@ import (
 )
 
 type checkConfig struct {
-	DataDir string
-	Golden  string
-	Scores  string  // what the golden file's scores are: logit or sigmoid
-	MaxDiff float64 // fail when the worst difference is above it (0: report only)
+	DataDir   string
+	Golden    string
+	Scores    string  // what the golden file's scores are: logit or sigmoid
+	MaxDiff   float64 // fail when the worst difference is above it (0: report only)
 	SelfCheck string
-	Engine  engine.Options
+	Engine    engine.Options
 }
 
 func checkCommand() *cli.Command {
