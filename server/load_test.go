@@ -267,6 +267,8 @@ func TestMetricsReadyAndRequestID(t *testing.T) {
 	}
 	if _, models, _ := s.do(t, "GET", "/v1/models", ""); !strings.Contains(string(models), `"kernel":"`) {
 		t.Errorf("/v1/models does not name the kernel path: %s", models)
+	} else if !strings.Contains(string(models), `"self_check":{"status":"suspect","reason":"relevant first: `) {
+		t.Errorf("/v1/models does not say the synthetic model's self-check found it suspect: %s", models)
 	}
 	code, out, _ := s.do(t, "GET", "/metrics", "")
 	for _, want := range []string{
@@ -277,6 +279,7 @@ func TestMetricsReadyAndRequestID(t *testing.T) {
 		`aimind_queue_tokens{model="m"} 0`,
 		`aimind_models{state="running"} 1`,
 		`aimind_model_kernel{model="m",kernel="`,
+		`aimind_model_suspect{model="m"} 1`,
 		`aimind_scoring_requests_in_flight 0`,
 		`aimind_score_cache_hits_total`,
 		`aimind_score_cache_max_bytes`,
