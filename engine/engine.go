@@ -67,10 +67,14 @@ type Options struct {
 	// written once to DerivedDir.
 	F16AsBF16  string
 	DerivedDir string
-	// Q8AsBF16 computes a Q8_0 file as BF16 on CPUs with AVX512-BF16 and
-	// no AMX: faster there (docs/benchmarks.md), at twice the memory, so
-	// only when asked.
-	Q8AsBF16 bool
+	// Q8AsBF16 says whether a Q8_0 file is computed as BF16 (dequantized
+	// once into a copy in DerivedDir) on CPUs with AVX512-BF16 and no AMX:
+	// "auto" (the default, also "") where flash attention is on, "on", or
+	// "off". There it is faster than the Q8_0 kernels and closer to the
+	// reference (docs/benchmarks.md), at about twice the weights' memory:
+	// under "auto" the models manager keeps the Q8_0 kernels when that memory
+	// is not free.
+	Q8AsBF16 string
 	// NoExtraBuffers keeps weights out of ggml's repacked buffer types (the
 	// AMX tiles): the stock CPU kernels run them.
 	NoExtraBuffers bool
@@ -203,19 +207,25 @@ func bf16Copy(path string, digest [32]byte, facts *modelfile.Facts, o Options) (
 // memory estimate asks too). For an F16 file "auto" follows FlashAttn: the
 // BF16 path's error against the float64 reference stays within the
 // flash-attention bounds (2e-2), not within the 5e-3 of the path without it
-// (docs/benchmarks.md). A Q8_0 file only when asked (Options.Q8AsBF16).
+// (docs/benchmarks.md). A Q8_0 file likewise (Options.Q8AsBF16), except
+// where the CPU has AMX, whose int8 tiles beat BF16.
 func UsesBF16(f *modelfile.Facts, o Options) bool {
 	cpu := llama.CPU()
 	if o.DerivedDir == "" || !cpu.AVX512BF16 {
 		return false
 	}
-	if f.FileType == "Q8_0" {
-		return o.Q8AsBF16 && !cpu.AMXInt8 // AMX's int8 tiles beat BF16
-	}
-	if f.FileType != "F16" {
+	mode := o.F16AsBF16
+	switch f.FileType {
+	case "Q8_0":
+		if cpu.AMXInt8 {
+			return false
+		}
+		mode = o.Q8AsBF16
+	case "F16":
+	default:
 		return false
 	}
-	switch o.F16AsBF16 {
+	switch mode {
 	case "on":
 		return true
 	case "off":

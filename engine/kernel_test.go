@@ -149,8 +149,9 @@ func TestAMXPatch0002(t *testing.T) {
 	}
 }
 
-// TestQ8ComputedAsBF16: with Q8AsBF16, where the CPU has AVX512-BF16 and no
-// AMX, a Q8_0 file is dequantized into a BF16 copy at load; its scores are
+// TestQ8ComputedAsBF16: by default (Q8AsBF16 auto, flash attention on), where
+// the CPU has AVX512-BF16 and no AMX, a Q8_0 file is dequantized into a BF16
+// copy at load; its scores are
 // as close to the float64 reference as the Q8_0 kernels' (mean error at most
 // 1.5x theirs on the same file).
 func TestQ8ComputedAsBF16(t *testing.T) {
@@ -166,8 +167,8 @@ func TestQ8ComputedAsBF16(t *testing.T) {
 		}
 		q8 := testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
 		t.Run(name, func(t *testing.T) {
-			stock := mustOpen(t, q8, engine.Options{FlashAttn: true})
-			bf := mustOpen(t, q8, engine.Options{FlashAttn: true, DerivedDir: t.TempDir(), Q8AsBF16: true})
+			stock := mustOpen(t, q8, engine.Options{FlashAttn: true, DerivedDir: t.TempDir(), Q8AsBF16: "off"})
+			bf := mustOpen(t, q8, engine.Options{FlashAttn: true, DerivedDir: t.TempDir()}) // auto
 			if !strings.HasPrefix(bf.Kernel(), "BF16") || strings.HasPrefix(stock.Kernel(), "BF16") {
 				t.Fatalf("kernels %q and %q", bf.Kernel(), stock.Kernel())
 			}

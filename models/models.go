@@ -375,11 +375,11 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		m.fail(e, err)
 		return
 	}
-	est := Estimate(facts, m.opts)
+	opts := m.opts
+	est := Estimate(facts, opts)
 	// Check and reserve under one lock, so that models loading at the same
 	// time (Restore starts them all) each see the others' memory.
 	m.mu.Lock()
-	e.rec.Facts, e.rec.MemoryEst = facts, est
 	inUse, loading := int64(0), int64(0)
 	for _, o := range m.entries {
 		if o == e {
@@ -391,6 +391,18 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		loading += o.reserved
 	}
 	err = m.checkMemory(est, inUse, loading)
+	if err != nil && facts.FileType == "Q8_0" && (opts.Q8AsBF16 == "auto" || opts.Q8AsBF16 == "") && engine.UsesBF16(facts, opts) {
+		// The BF16 copy is a speed-up, not a need: without room for it the
+		// Q8_0 kernels run the file as it is.
+		small := opts
+		small.Q8AsBF16 = "off"
+		if smallEst := Estimate(facts, small); m.checkMemory(smallEst, inUse, loading) == nil {
+			m.log.Info("no memory for the BF16 copy of a Q8_0 file; using the Q8_0 kernels", "model", rec.Name,
+				"bf16_estimate_mib", est>>20, "q8_0_estimate_mib", smallEst>>20)
+			opts, est, err = small, smallEst, nil
+		}
+	}
+	e.rec.Facts, e.rec.MemoryEst = facts, est
 	if err == nil {
 		e.reserved = est
 	}
@@ -405,7 +417,6 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		m.mu.Unlock()
 	}()
 	start := time.Now()
-	opts := m.opts
 	opts.Digest = rec.SHA256 // verified at download; local files are hashed at load
 	if obs := m.Observe; obs != nil {
 		name := rec.Name

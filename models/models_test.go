@@ -16,6 +16,7 @@ import (
 	"github.com/aimind/aimind/hub/hubtest"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/selfcheck"
@@ -535,5 +536,46 @@ func TestSelfCheckRecorded(t *testing.T) {
 	}
 	if rec := waitStatus(t, m, "unchecked", models.StateRunning); rec.SelfCheck == nil || rec.SelfCheck.Status != selfcheck.Off {
 		t.Errorf("with the check off: %+v", rec.SelfCheck)
+	}
+}
+
+// TestQ8BF16CopyOnlyWhereMemoryAllows: on a CPU with AVX512-BF16 and no AMX a
+// Q8_0 file runs as BF16 by default, and on the Q8_0 kernels when the budget
+// has room for the file but not for its BF16 copy.
+func TestQ8BF16CopyOnlyWhereMemoryAllows(t *testing.T) {
+	cpu := llama.CPU()
+	if !cpu.AVX512BF16 || cpu.AMXInt8 {
+		t.Skip("skipped: Q8_0 runs as BF16 only on CPUs with AVX512-BF16 and without AMX; this one has BF16 ", cpu.AVX512BF16, ", AMX ", cpu.AMXInt8)
+	}
+	spec := synth.Tiny()
+	spec.Hidden, spec.FFN = 256, 1024 // weights large enough to tell the estimates apart
+	path := testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
+	opts := engine.Options{Threads: 1, FlashAttn: true, DerivedDir: t.TempDir()}
+	facts, err := modelfile.Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf16Est := models.Estimate(facts, opts)
+	off := opts
+	off.Q8AsBF16 = "off"
+	q8Est := models.Estimate(facts, off)
+	if bf16Est <= q8Est {
+		t.Fatalf("estimates %d (BF16) and %d (Q8_0)", bf16Est, q8Est)
+	}
+	for _, c := range []struct {
+		budget int64
+		kernel string
+		est    int64
+	}{{bf16Est + 1<<20, "BF16", bf16Est}, {(q8Est + bf16Est) / 2, "Q8_0", q8Est}} {
+		m := models.NewManager(opts, nil, nil, nil)
+		m.MemoryBudget = c.budget
+		if _, err := m.Deploy(models.Request{Path: path, Name: "q8"}, false); err != nil {
+			t.Fatal(err)
+		}
+		rec := waitStatus(t, m, "q8", models.StateRunning)
+		if k := m.Engine("q8").Kernel(); !strings.HasPrefix(k, c.kernel) || rec.MemoryEst != c.est {
+			t.Errorf("budget %d MiB: kernel %q, estimate %d; want %s, %d", c.budget>>20, k, rec.MemoryEst, c.kernel, c.est)
+		}
+		m.Close()
 	}
 }

@@ -30,7 +30,7 @@ type checkConfig struct {
 }
 
 func checkCommand() *cli.Command {
-	cfg := checkConfig{Engine: engine.Options{F16AsBF16: "auto"}}
+	cfg := checkConfig{Engine: engine.Options{F16AsBF16: "auto", Q8AsBF16: "auto"}}
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "load a model, run the self-check, and compare its scores with a golden file",

@@ -70,7 +70,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
 			&cli.StringFlag{Name: "f16-as-bf16", Value: "auto", Usage: "compute F16 files as BF16 where the CPU has AVX512-BF16: auto (with flash attention), on, off; the copy goes to <data-dir>/derived", Destination: &cfg.Engine.F16AsBF16},
-			&cli.BoolFlag{Name: "q8-as-bf16", Usage: "compute Q8_0 files as BF16 where the CPU has AVX512-BF16 and no AMX: faster there, twice the memory", Destination: &cfg.Engine.Q8AsBF16},
+			&cli.StringFlag{Name: "q8-as-bf16", Value: "auto", Usage: "compute Q8_0 files as BF16 where the CPU has AVX512-BF16 and no AMX (faster there, twice the weights' memory): auto (with flash attention, when the memory is free), on, off", Destination: &cfg.Engine.Q8AsBF16},
 			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "score known answers when a model loads and flag it suspect when they look wrong (a warning, it is served all the same): on or off", Destination: &cfg.SelfCheck},
 			&cli.Int64Flag{Name: "cache-bytes", Value: engine.DefaultCacheBytes, Usage: "bytes of remembered pair scores shared by all models (0: no cache)", Destination: &cfg.CacheBytes},
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
@@ -107,10 +107,12 @@ func (c *serveConfig) validate() error {
 	if c.Engine.BatchTokens < 1 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
 		return errors.New("--batch-tokens must be positive, --ctx at least 8 and --threads not negative")
 	}
-	switch c.Engine.F16AsBF16 {
-	case "auto", "on", "off":
-	default:
-		return fmt.Errorf("--f16-as-bf16 %q: want auto, on or off", c.Engine.F16AsBF16)
+	for flag, v := range map[string]string{"f16-as-bf16": c.Engine.F16AsBF16, "q8-as-bf16": c.Engine.Q8AsBF16} {
+		switch v {
+		case "auto", "on", "off":
+		default:
+			return fmt.Errorf("--%s %q: want auto, on or off", flag, v)
+		}
 	}
 	switch c.SelfCheck {
 	case "on", "off":
