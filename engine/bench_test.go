@@ -18,7 +18,7 @@ func BenchmarkRerank20x135(b *testing.B) {
 	if path == "" {
 		b.Skip("set AIMIND_BENCH_MODEL to a reranker GGUF")
 	}
-	m, err := engine.Open(path, engine.Options{FlashAttn: true})
+	m, err := engine.Open(path, benchOptions())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,6 +45,13 @@ func BenchmarkRerank20x135(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(tokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// benchOptions: flash attention unless $AIMIND_BENCH_FLASH=0, the encoder
+// call budget from $AIMIND_BENCH_BATCH (0: the default).
+func benchOptions() engine.Options {
+	batch, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_BATCH"))
+	return engine.Options{FlashAttn: os.Getenv("AIMIND_BENCH_FLASH") != "0", BatchTokens: batch}
 }
 
 // BenchmarkSeedRequest is the fixed cost of one small request (3 documents
