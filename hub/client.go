@@ -161,11 +161,18 @@ func (h *httpBase) fetch(ctx context.Context, l Listing, f File, revision, urlPa
 		return "", fmt.Errorf("cannot create cache directory: %w", err)
 	}
 	blob := filepath.Join(blobs, f.SHA256)
+	unlock, err := lockBlob(ctx, blob)
+	if err != nil {
+		return "", fmt.Errorf("cannot download %s: %w", f.Path, err)
+	}
 	if _, err := os.Stat(blob); err != nil {
-		if err := h.download(ctx, blob, f, urlPath, q, progress); err != nil {
+		err = h.download(ctx, blob, f, urlPath, q, progress)
+		if err != nil {
+			unlock()
 			return "", err
 		}
 	}
+	unlock()
 	snap := filepath.Join(dir, "snapshots", l.Commit, filepath.FromSlash(f.Path))
 	if err := os.MkdirAll(filepath.Dir(snap), 0o755); err != nil {
 		return "", err

@@ -47,11 +47,15 @@ func (s *Server) handleModelsAPI(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, rec)
 	case len(parts) == 1 && method == "DELETE":
 		files, _ := strconv.ParseBool(string(ctx.QueryArgs().Peek("files")))
-		if err := s.models.Delete(parts[0], files); err != nil {
+		d, err := s.models.Delete(parts[0], files)
+		if err != nil {
 			s.modelError(ctx, err)
 			return
 		}
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"ok": true})
+		writeJSON(ctx, fasthttp.StatusOK, struct {
+			OK bool `json:"ok"`
+			models.Deleted
+		}{true, d})
 	case len(parts) == 2 && method == "POST" && (parts[1] == "stop" || parts[1] == "start"):
 		var rec models.Record
 		var err error
