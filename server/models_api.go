@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,6 +129,8 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 		if repos == nil {
 			repos = []hub.Repo{}
 		}
+		// Most downloaded first, whatever order the hub (or a mirror) kept.
+		slices.SortStableFunc(repos, func(a, b hub.Repo) int { return cmp.Compare(b.Downloads, a.Downloads) })
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"data": repos})
 	case "/api/hub/files":
 		repo := string(args.Peek("repo"))
