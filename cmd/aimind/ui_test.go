@@ -466,7 +466,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 			document.querySelector("#deploy-name-hint").checkVisibility() && document.querySelector("#deploy-name-hint").textContent.includes("exists already")`) {
 			t.Fatal("a repo without GGUF and a taken name: Save enabled or a hint hidden")
 		}
-		shot(t, ctx, "10-deploy-no-gguf")
+		shot(t, ctx, "11-deploy-no-gguf")
 		must(t, ctx, "cancel", chromedp.Click("#deploy-cancel", chromedp.ByID))
 	})
 
@@ -543,7 +543,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if l := evalJS[string](t, ctx, "retry", `(b => b.textContent + "|" + b.getAttribute("aria-label"))(document.querySelector('tr[data-model="broken"] button[data-role="primary"]'))`); l != "Retry|Retry broken" {
 			t.Fatalf("the failed model's button is %q", l)
 		}
-		shot(t, ctx, "05-models-1280x800")
+		shot(t, ctx, "10-models-1280x800")
 		// A suspect self-check (a field newer servers add to the record) is
 		// shown as a badge with its reason in words; a passed one quietly.
 		cell := evalJS[string](t, ctx, "self-check", `(() => {
@@ -558,7 +558,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 
 	step("6 phone width", func(t *testing.T) {
 		must(t, ctx, "390x844", chromedp.EmulateViewport(390, 844))
-		waitJS(t, ctx, "layout", `document.querySelector("#models-table thead").getClientRects().length === 0`)
+		waitJS(t, ctx, "layout", `window.innerWidth === 390`)
 		if !evalJS[bool](t, ctx, "no side scroll", noSideScroll) {
 			t.Fatal("the Models page pans sideways at 390 px")
 		}
@@ -568,7 +568,13 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if !evalJS[bool](t, ctx, "status", `[...document.querySelectorAll("#models-table [data-status]")].every((s) => s.getBoundingClientRect().right <= window.innerWidth)`) {
 			t.Fatal("a status is off screen at 390 px")
 		}
-		shot(t, ctx, "09-models-phone")
+		// A card per model: its cells stacked, not squeezed side by side.
+		if !evalJS[bool](t, ctx, "cards", `[...document.querySelectorAll("#models-table tbody tr")].every((tr) => {
+			const name = tr.querySelector("td.name-cell").getBoundingClientRect(), status = tr.querySelector('td[data-label="Status"]').getBoundingClientRect();
+			return status.top >= name.bottom - 1 && status.width > window.innerWidth * 0.7; })`) {
+			t.Fatal("at 390 px the models are not a list of cards")
+		}
+		shot(t, ctx, "12-models-phone-cards")
 		must(t, ctx, "deploy dialog on a phone", chromedp.Click("#deploy-open", chromedp.ByID))
 		waitJS(t, ctx, "suggestions", `!!document.querySelector('#deploy-results button[data-repo="`+longRepo+`"]')`)
 		must(t, ctx, "choose the long repo", chromedp.Click(`#deploy-results button[data-repo="`+longRepo+`"]`, chromedp.ByQuery))
@@ -580,7 +586,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if !evalJS[bool](t, ctx, "dialog", inside) {
 			t.Fatal("the Deploy dialog cuts its fields off at 390 px")
 		}
-		shotViewport(t, ctx, "11-deploy-phone")
+		shotViewport(t, ctx, "13-deploy-phone")
 		must(t, ctx, "cancel", chromedp.Click("#deploy-cancel", chromedp.ByID))
 		for _, page := range []string{"keys", "playground"} {
 			must(t, ctx, page, chromedp.Click("#nav-"+page, chromedp.ByID), chromedp.WaitVisible("main h1", chromedp.ByQuery))
@@ -634,7 +640,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if !evalJS[bool](t, ctx, "in view", `(r => r.top >= 0 && r.top < window.innerHeight)(document.querySelector("#play-out").getBoundingClientRect())`) {
 			t.Fatal("the results were not scrolled into view")
 		}
-		shot(t, ctx, "08-playground")
+		shot(t, ctx, "14-playground-scores")
 		// The API's options: normalize and top_n.
 		must(t, ctx, "normalize and top 2", chromedp.Click("#play-normalize", chromedp.ByID), chromedp.SetValue("#play-topn", "2", chromedp.ByID),
 			chromedp.Evaluate(`document.querySelector("#play-results").replaceChildren(); true`, nil), chromedp.Click("#play-run", chromedp.ByID),
@@ -702,7 +708,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 			chromedp.Click("#key-save", chromedp.ByID), chromedp.WaitVisible("#key-value", chromedp.ByID), chromedp.KeyEvent(kb.Escape))
 		waitJS(t, ctx, "dialog closed", `!document.querySelector("#key-dialog").open`)
 		waitJS(t, ctx, "list refreshed after Escape", `[...document.querySelectorAll("#keys-table tr[data-key] strong")].some((s) => s.textContent === "gamma")`)
-		shot(t, ctx, "07-keys")
+		shot(t, ctx, "15-keys")
 	})
 
 	step("9 playground with every model stopped; deleting a local model keeps its file", func(t *testing.T) {
