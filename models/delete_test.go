@@ -12,7 +12,37 @@ import (
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
 	"github.com/aimind/aimind/models"
+	"github.com/aimind/aimind/store"
 )
+
+// restart ends m and st as the end of the process would, then opens them
+// again (the hub online or not) and restores the stored models.
+func (e *env) restart(t *testing.T, m *models.Manager, st *store.Store, online bool) (*models.Manager, *store.Store) {
+	t.Helper()
+	m.Close()
+	st.Close()
+	m, st = e.manager(t, online)
+	t.Cleanup(func() {
+		m.Close()
+		st.Close()
+	})
+	if err := m.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	return m, st
+}
+
+// mustRerank scores one pair with the running model name.
+func mustRerank(t *testing.T, m *models.Manager, name string) {
+	t.Helper()
+	eng, _, err := m.Resolve(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Rerank(t.Context(), "q", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func exists(t *testing.T, path string) bool {
 	t.Helper()
@@ -57,23 +87,10 @@ func TestDeleteKeepsAFileAnotherModelUses(t *testing.T) {
 	if !exists(t, blob) || !exists(t, first.Path) {
 		t.Fatal("deleting the second model removed the first one's file")
 	}
-	eng, _, err := m.Resolve("first")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.Rerank(t.Context(), "q", []string{"a"}); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	st.Close()
+	mustRerank(t, m, "first")
 
 	// Offline, from the store's records: the first still starts from the cache.
-	m, st = e.manager(t, false)
-	defer st.Close()
-	defer m.Close()
-	if err := m.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	m, _ = e.restart(t, m, st, false)
 	waitStatus(t, m, "first", models.StateRunning)
 
 	// A local model whose path is the cached snapshot keeps the file too.
