@@ -724,7 +724,9 @@ func TestWebUINewUserFindings(t *testing.T) {
 			t.Fatalf("the local file: %v", err)
 		}
 		_, list := pageFetch(t, ctx, "GET", "/api/models", "")
-		var ms struct{ Data []struct{ Name, Status string } }
+		var ms struct {
+			Data []struct{ Name, Status string }
+		}
 		json.Unmarshal([]byte(list), &ms)
 		for _, m := range ms.Data {
 			if m.Status != "error" {
