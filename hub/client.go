@@ -161,18 +161,18 @@ func (h *httpBase) fetch(ctx context.Context, l Listing, f File, revision, urlPa
 		return "", fmt.Errorf("cannot create cache directory: %w", err)
 	}
 	blob := filepath.Join(blobs, f.SHA256)
+	// Held until the snapshot link is made: another download of this blob
+	// waits, then finds it (and its link) complete.
 	unlock, err := lockBlob(ctx, blob)
 	if err != nil {
 		return "", fmt.Errorf("cannot download %s: %w", f.Path, err)
 	}
+	defer unlock()
 	if _, err := os.Stat(blob); err != nil {
-		err = h.download(ctx, blob, f, urlPath, q, progress)
-		if err != nil {
-			unlock()
+		if err := h.download(ctx, blob, f, urlPath, q, progress); err != nil {
 			return "", err
 		}
 	}
-	unlock()
 	snap := filepath.Join(dir, "snapshots", l.Commit, filepath.FromSlash(f.Path))
 	if err := os.MkdirAll(filepath.Dir(snap), 0o755); err != nil {
 		return "", err
