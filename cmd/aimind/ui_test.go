@@ -128,7 +128,7 @@ func startUIServer(t *testing.T, fake *hubtest.Hub, args ...string) (string, str
 	cache := t.TempDir()
 	cmd := exec.Command(binary, append([]string{"serve", "--port", fmt.Sprint(port), "--data-dir", t.TempDir(), "--threads", "1",
 		"--bootstrap-password", "first-password"}, args...)...)
-	cmd.Env = append(os.Environ(), "HF_ENDPOINT="+fake.URL, "HF_HUB_CACHE="+cache)
+	cmd.Env = append(os.Environ(), "HF_ENDPOINT="+fake.URL, "MODELSCOPE_DOMAIN="+fake.URL, "HF_HUB_CACHE="+cache)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -436,6 +436,20 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if title := evalJS[string](t, ctx, "title", `document.querySelector("#deploy-results-title").textContent`); !strings.Contains(title, "most downloaded first") {
 			t.Fatalf("suggestions titled %q", title)
 		}
+		// ModelScope has no search: the dialog says what to do instead, and
+		// Enter in Repository reads the repo's files (it does not deploy).
+		must(t, ctx, "ModelScope", chromedp.SetValue("#deploy-source", "modelscope", chromedp.ByID),
+			chromedp.Evaluate(`document.querySelector("#deploy-source").dispatchEvent(new Event("change")); true`, nil))
+		waitJS(t, ctx, "the no-search hint", `document.querySelector("#deploy-results-title").textContent.includes("ModelScope offers no search")`)
+		must(t, ctx, "a repo id and Enter", chromedp.SendKeys("#deploy-repo", "gpustack/bge-reranker-v2-m3-GGUF"+kb.Enter, chromedp.ByID))
+		waitJS(t, ctx, "its files", `document.querySelector("#deploy-file").value === "bge-reranker-v2-m3-Q8_0.gguf" && !document.querySelector("#deploy-save").disabled`)
+		if n := evalJS[string](t, ctx, "submits", `document.querySelector("#deploy-form").dataset.submits || "0"`); n != "0" {
+			t.Fatalf("Enter in Repository submitted the deploy form %s times", n)
+		}
+		must(t, ctx, "back to Hugging Face", chromedp.SetValue("#deploy-source", "huggingface", chromedp.ByID),
+			chromedp.Evaluate(`document.querySelector("#deploy-source").dispatchEvent(new Event("change")); true`, nil))
+		waitJS(t, ctx, "suggestions again", `document.querySelector("#deploy-results-title").textContent.includes("Reranker repositories on Hugging Face") &&
+			!!document.querySelector('#deploy-results button[data-repo="gpustack/bge-reranker-v2-m3-GGUF"]')`)
 	})
 
 	step("4 Enter in search searches and does not deploy", func(t *testing.T) {
