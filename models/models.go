@@ -668,7 +668,10 @@ func (m *Manager) delete(name string, removeFiles bool) (Deleted, error) {
 // removeFiles removes the cache files of hub model rec that no record in
 // others refers to, and notes in d what it did.
 func (m *Manager) removeFiles(rec Record, others map[string]Record, d *Deleted) {
-	var files []string // snapshot link, blob, unfinished download
+	// The snapshot link and its blob only when aimind downloaded them (a
+	// file another tool put in the shared cache stays); an unfinished
+	// download always.
+	var files []string
 	if rec.Path != "" && rec.Downloaded {
 		files = append(files, rec.Path)
 		if target, err := filepath.EvalSymlinks(rec.Path); err == nil && target != rec.Path {
@@ -679,7 +682,10 @@ func (m *Manager) removeFiles(rec Record, others map[string]Record, d *Deleted) 
 		BlobPath(repo, sha256 string) (string, error)
 	}); ok && rec.SHA256 != "" {
 		if blob, err := bp.BlobPath(rec.Repo, rec.SHA256); err == nil {
-			files = append(files, blob, blob+".incomplete")
+			if rec.Downloaded {
+				files = append(files, blob)
+			}
+			files = append(files, blob+".incomplete")
 		}
 	}
 	users := map[string]bool{}

@@ -158,7 +158,7 @@ const SOURCES = { local: "Local path", modelscope: "ModelScope", huggingface: "H
 const BUSY = ["pending", "downloading", "loading"];
 let modelRows = new Map(); // name → {tr, cells, primary, sig, status}
 let lastModels = [];
-let refreshing = false;
+let refreshing = null; // the table body a refresh is under way for
 
 function errorParts(msg) {
   if (msg.length <= 160) return [el("span", { class: "sub error" }, msg)];
@@ -230,10 +230,10 @@ function updateRow(row, m) {
 
 async function refreshModels() {
   const body = $("#models-table tbody");
-  if (!body || refreshing) return;
-  refreshing = true;
+  if (!body || refreshing === body) return; // one refresh of a table at a time
+  refreshing = body;
   let list;
-  try { list = (await api("GET", "/api/models")).data || []; } catch (e) { flash(e.message); return; } finally { refreshing = false; }
+  try { list = (await api("GET", "/api/models")).data || []; } catch (e) { flash(e.message); return; } finally { if (refreshing === body) refreshing = null; }
   if (!body.isConnected) return;
   lastModels = list;
   const changes = [];
