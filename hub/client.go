@@ -168,6 +168,9 @@ func (h *httpBase) fetch(ctx context.Context, l Listing, f File, revision, urlPa
 		return "", fmt.Errorf("cannot download %s: %w", f.Path, err)
 	}
 	defer unlock()
+	if p, ok := h.Cached(l.Repo, l.Commit, f.Path); ok { // done while this one waited
+		return p, nil
+	}
 	if _, err := os.Stat(blob); err != nil {
 		if err := h.download(ctx, blob, f, urlPath, q, progress); err != nil {
 			return "", err
