@@ -77,11 +77,15 @@ func browser(t *testing.T) (context.Context, context.CancelFunc) {
 }
 
 func screenshotDir(t *testing.T) string {
+	// bin/ is ignored by git; AIMIND_SCREENSHOTS=docs/screenshots refreshes
+	// the copies committed for reviewers. A relative path is from the
+	// repository root (the test runs in cmd/aimind).
 	dir := os.Getenv("AIMIND_SCREENSHOTS")
 	if dir == "" {
-		// bin/ is ignored by git; AIMIND_SCREENSHOTS=docs/screenshots
-		// refreshes the copies committed for reviewers.
-		dir = filepath.Join("..", "..", "bin", "screenshots")
+		dir = filepath.Join("bin", "screenshots")
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", "..", dir)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
