@@ -567,9 +567,11 @@ func TestWebUINewUserFindings(t *testing.T) {
 		cell := evalJS[string](t, ctx, "self-check", `(() => {
 			const s = (c) => { const d = document.createElement("div"); d.append(...statusParts({name: "x", status: "running", self_check: c})); return d; };
 			const suspect = s({status: "suspect", reason: "scores differ from the reference by 0.4"});
+			const long = s({status: "suspect", reason: "x".repeat(300)});
 			return [suspect.querySelector('[data-self-check="suspect"]').textContent, suspect.querySelector(".reason").textContent,
-				s({status: "passed", reason: ""}).textContent, s(undefined).textContent, s({status: "off"}).textContent].join("|"); })()`)
-		if cell != "suspect|Self-check: scores differ from the reference by 0.4|running checked|running|running" {
+				s({status: "passed", reason: ""}).textContent, s(undefined).textContent, s({status: "off"}).textContent,
+				long.querySelector("details .reason").textContent.length].join("|"); })()`)
+		if cell != "suspect|Self-check: scores differ from the reference by 0.4|running checked|running|running|312" {
 			t.Fatalf("self-check rendering: %q", cell)
 		}
 	})

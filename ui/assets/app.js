@@ -160,10 +160,12 @@ let modelRows = new Map(); // name → {tr, cells, primary, sig, status}
 let lastModels = [];
 let refreshing = null; // the table body a refresh is under way for
 
-function errorParts(msg) {
-  if (msg.length <= 160) return [el("span", { class: "sub error" }, msg)];
-  return [el("span", { class: "sub error" }, msg.slice(0, 120).trimEnd() + "…"),
-    el("details", { class: "more" }, el("summary", {}, "Whole error"), el("span", { class: "sub error" }, msg))];
+// folded shows a long message (an error with two sha256 values, a
+// self-check's reasons) as its start and a "details" with the whole.
+function folded(msg, cls, whole) {
+  if (msg.length <= 160) return [el("span", { class: "sub " + cls }, msg)];
+  return [el("span", { class: "sub " + cls }, msg.slice(0, 120).trimEnd() + "…"),
+    el("details", { class: "more" }, el("summary", {}, whole), el("span", { class: "sub " + cls }, msg))];
 }
 
 function statusParts(m) {
@@ -177,11 +179,11 @@ function statusParts(m) {
   const sc = m.self_check;
   if (sc && sc.status === "suspect") {
     out.push(el("span", { class: "badge suspect", "data-self-check": "suspect" }, "suspect"),
-      el("span", { class: "sub reason" }, "Self-check: " + (sc.reason || "the scores are not what this model should give")));
+      ...folded("Self-check: " + (sc.reason || "the scores are not what this model should give"), "reason", "Whole self-check"));
   } else if (sc && sc.status === "passed") {
     out.push(" ", el("span", { class: "quiet", "data-self-check": "passed" }, "checked"));
   }
-  if (m.status === "error" && m.error) out.push(...errorParts(m.error));
+  if (m.status === "error" && m.error) out.push(...folded(m.error, "error", "Whole error"));
   return out;
 }
 
