@@ -530,6 +530,10 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if _, err := os.Stat(blob); err != nil {
 			t.Fatalf("deleting the copy removed the first model's file: %v", err)
 		}
+		// The focused Delete button left with its row; a neighbour has the focus.
+		if f := evalJS[string](t, ctx, "focus", `document.activeElement.getAttribute("aria-label") || document.activeElement.id || document.activeElement.tagName`); !strings.HasPrefix(f, "Stop ") && !strings.HasPrefix(f, "Delete ") && f != "deploy-open" {
+			t.Fatalf("after the delete the focus is on %q", f)
+		}
 		code, body := pageFetch(t, ctx, "POST", "/api/rerank", `{"model":"bge-reranker-v2-m3","query":"q","documents":["a","b"]}`)
 		if code != 200 {
 			t.Fatalf("the first model after the copy's delete: %d %s", code, body)
