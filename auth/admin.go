@@ -25,6 +25,7 @@ var (
 	ErrRateLimited   = errors.New("too many failed logins")
 	ErrNoSession     = errors.New("not logged in")
 	ErrWeakPassword  = errors.New("password too short")
+	ErrSamePassword  = errors.New("the new password is the current one")
 	ErrNoAdminRecord = errors.New("no admin account")
 )
 
@@ -341,7 +342,7 @@ func (a *Admin) ChangePassword(current, next, keep string) error {
 		return fmt.Errorf("%w: use at least %d characters", ErrWeakPassword, MinPasswordLen)
 	}
 	if next == current {
-		return fmt.Errorf("%w: choose a new password", ErrWeakPassword)
+		return fmt.Errorf("%w: choose a different one", ErrSamePassword)
 	}
 	if _, err := a.setPassword(next, false); err != nil {
 		return err

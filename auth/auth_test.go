@@ -176,6 +176,9 @@ func TestAdminLogin(t *testing.T) {
 	if err := a.ChangePassword(initial, "short", ""); !errors.Is(err, ErrWeakPassword) {
 		t.Fatalf("weak: %v", err)
 	}
+	if err := a.ChangePassword(initial, initial, ""); !errors.Is(err, ErrSamePassword) || strings.Contains(err.Error(), "short") {
+		t.Fatalf("same password: %v", err)
+	}
 	if err := a.ChangePassword("wrong-current", "a-new-password", ""); !errors.Is(err, ErrBadPassword) {
 		t.Fatalf("wrong current: %v", err)
 	}

@@ -161,6 +161,16 @@ func (h *httpBase) fetch(ctx context.Context, l Listing, f File, revision, urlPa
 		return "", fmt.Errorf("cannot create cache directory: %w", err)
 	}
 	blob := filepath.Join(blobs, f.SHA256)
+	// Held until the snapshot link is made: another download of this blob
+	// waits, then finds it (and its link) complete.
+	unlock, err := lockBlob(ctx, blob)
+	if err != nil {
+		return "", fmt.Errorf("cannot download %s: %w", f.Path, err)
+	}
+	defer unlock()
+	if p, ok := h.Cached(l.Repo, l.Commit, f.Path); ok { // done while this one waited
+		return p, nil
+	}
 	if _, err := os.Stat(blob); err != nil {
 		if err := h.download(ctx, blob, f, urlPath, q, progress); err != nil {
 			return "", err

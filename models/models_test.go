@@ -212,7 +212,7 @@ func TestStopStartDelete(t *testing.T) {
 	}
 	m.Start("m")
 	waitStatus(t, m, "m", models.StateRunning)
-	if err := m.Delete("m", true); err != nil {
+	if _, err := m.Delete("m", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Get("m"); !errors.Is(err, models.ErrUnknown) {

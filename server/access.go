@@ -223,7 +223,7 @@ func (s *Server) handlePassword(ctx *fasthttp.RequestCtx) {
 	switch {
 	case errors.Is(err, auth.ErrBadPassword):
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, "the current password is wrong")
-	case errors.Is(err, auth.ErrWeakPassword):
+	case errors.Is(err, auth.ErrWeakPassword), errors.Is(err, auth.ErrSamePassword):
 		writeError(ctx, fasthttp.StatusBadRequest, typeInvalid, err.Error())
 	case err != nil:
 		writeError(ctx, fasthttp.StatusInternalServerError, typeServer, "cannot change the password: "+err.Error())

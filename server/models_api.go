@@ -1,8 +1,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,11 +49,15 @@ func (s *Server) handleModelsAPI(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, rec)
 	case len(parts) == 1 && method == "DELETE":
 		files, _ := strconv.ParseBool(string(ctx.QueryArgs().Peek("files")))
-		if err := s.models.Delete(parts[0], files); err != nil {
+		d, err := s.models.Delete(parts[0], files)
+		if err != nil {
 			s.modelError(ctx, err)
 			return
 		}
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"ok": true})
+		writeJSON(ctx, fasthttp.StatusOK, struct {
+			OK bool `json:"ok"`
+			models.Deleted
+		}{true, d})
 	case len(parts) == 2 && method == "POST" && (parts[1] == "stop" || parts[1] == "start"):
 		var rec models.Record
 		var err error
@@ -123,6 +129,8 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 		if repos == nil {
 			repos = []hub.Repo{}
 		}
+		// Most downloaded first, whatever order the hub (or a mirror) kept.
+		slices.SortStableFunc(repos, func(a, b hub.Repo) int { return cmp.Compare(b.Downloads, a.Downloads) })
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"data": repos})
 	case "/api/hub/files":
 		repo := string(args.Peek("repo"))

@@ -24,7 +24,9 @@ import (
 func TestModelsAPI(t *testing.T) {
 	model, _ := os.ReadFile(testutil.MustModel(t, synth.Tiny()))
 	fake := hubtest.New(&hubtest.Repo{ID: "gpustack/bge-reranker-v2-m3-GGUF", Downloads: 7, Likes: 3,
-		Files: map[string][]byte{"bge-reranker-v2-m3-Q8_0.gguf": model, "bge-reranker-v2-m3-F16.gguf": model}})
+		Files: map[string][]byte{"bge-reranker-v2-m3-Q8_0.gguf": model, "bge-reranker-v2-m3-F16.gguf": model}},
+		&hubtest.Repo{ID: "BAAI/bge-reranker-base", Downloads: 900, Files: map[string][]byte{"bge-reranker-base-Q8_0.gguf": model}},
+		&hubtest.Repo{ID: "someone/bge-reranker-small", Downloads: 50, Files: map[string][]byte{"small-Q8_0.gguf": model}})
 	defer fake.Close()
 	dir := t.TempDir()
 	st, err := store.Open(dir, nil)
@@ -50,6 +52,17 @@ func TestModelsAPI(t *testing.T) {
 	code, body, _ := s.req(t, "GET", "/api/hub/search?source=huggingface&q=bge-reranker&gguf=true", "", cookie)
 	if code != 200 || !strings.Contains(body, `"id":"gpustack/bge-reranker-v2-m3-GGUF"`) || !strings.Contains(body, `"downloads":7`) {
 		t.Fatalf("search: %d %s", code, body)
+	}
+	// Most downloaded first, whatever order the hub answered in.
+	_, body, _ = s.req(t, "GET", "/api/hub/search?source=huggingface&q=reranker&gguf=true", "", cookie)
+	var found struct{ Data []hub.Repo }
+	json.Unmarshal([]byte(body), &found)
+	var order []string
+	for _, r := range found.Data {
+		order = append(order, r.ID)
+	}
+	if strings.Join(order, " ") != "BAAI/bge-reranker-base someone/bge-reranker-small gpustack/bge-reranker-v2-m3-GGUF" {
+		t.Fatalf("search order %v: %s", order, body)
 	}
 	code, body, _ = s.req(t, "GET", "/api/hub/files?source=huggingface&repo=gpustack/bge-reranker-v2-m3-GGUF", "", cookie)
 	if code != 200 || !strings.Contains(body, `"default":"bge-reranker-v2-m3-Q8_0.gguf"`) || !strings.Contains(body, `"name":"bge-reranker-v2-m3"`) {
@@ -95,8 +108,9 @@ func TestModelsAPI(t *testing.T) {
 	if code, _, _ := s.req(t, "POST", "/api/models/bge-reranker-v2-m3/start", "", cookie); code != 200 {
 		t.Fatalf("start: %d", code)
 	}
-	if code, _, _ := s.req(t, "DELETE", "/api/models/bge-reranker-v2-m3?files=true", "", cookie); code != 200 {
-		t.Fatalf("delete: %d", code)
+	if code, body, _ := s.req(t, "DELETE", "/api/models/bge-reranker-v2-m3?files=true", "", cookie); code != 200 ||
+		!strings.Contains(body, `"removed_files":[`) || !strings.Contains(body, `"note":"its downloaded file was removed"`) {
+		t.Fatalf("delete: %d %s", code, body)
 	}
 	if code, _, _ := s.req(t, "POST", "/v1/rerank", rr, key); code != 404 {
 		t.Fatalf("rerank on a deleted model: %d", code)

@@ -27,7 +27,7 @@ func routeLabel(path string, known bool) string {
 		return "/api/keys/{id}"
 	case len(path) >= 8 && path[:8] == "/assets/":
 		return "/assets"
-	case path == "/api/models", path == "/api/keys", path == "/api/hub/search", path == "/api/hub/files", path == "/":
+	case path == "/api/models", path == "/api/keys", path == "/api/hub/search", path == "/api/hub/files", path == "/", path == "/favicon.ico":
 		return path
 	}
 	return "other"

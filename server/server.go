@@ -189,7 +189,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleModelsAPI(ctx)
 	case strings.HasPrefix(path, "/api/hub/"):
 		s.handleHub(ctx)
-	case !ok && (path == "/" || strings.HasPrefix(path, "/assets/")):
+	case !ok && (path == "/" || path == "/favicon.ico" || strings.HasPrefix(path, "/assets/")):
 		s.handleUI(ctx, path)
 	case !ok:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, fmt.Sprintf("no route %s %s", ctx.Method(), path))
@@ -210,7 +210,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	route := routeLabel(path, ok)
 	s.observeRequest(route, status, d)
 	level := slog.LevelInfo
-	if route == "/health" || route == "/ready" || route == "/metrics" || route == "/assets" || route == "/" {
+	if route == "/health" || route == "/ready" || route == "/metrics" || route == "/assets" || route == "/" || route == "/favicon.ico" {
 		level = slog.LevelDebug
 	}
 	s.opts.Logger.Log(context.Background(), level, "request", "request_id", id, "method", string(ctx.Method()), "route", route,

@@ -11,7 +11,8 @@ import (
 	"github.com/aimind/aimind/ui"
 )
 
-// handleUI serves the embedded web UI: index.html at / and its assets.
+// handleUI serves the embedded web UI: index.html at /, its assets and
+// /favicon.ico (browsers ask for it whatever the page says).
 // Nothing is loaded from outside (the CSP says so to the browser too).
 func (s *Server) handleUI(ctx *fasthttp.RequestCtx, p string) {
 	if m := string(ctx.Method()); m != "GET" && m != "HEAD" {
@@ -39,6 +40,9 @@ func (s *Server) handleUI(ctx *fasthttp.RequestCtx, p string) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-cache")
 	ct := mime.TypeByExtension(path.Ext(name))
+	if path.Ext(name) == ".ico" { // system MIME tables differ on this one
+		ct = "image/x-icon"
+	}
 	if ct == "" {
 		ct = "application/octet-stream"
 	}

@@ -4,7 +4,7 @@ package ui
 
 import "embed"
 
-// Files holds index.html and assets/.
+// Files holds index.html, favicon.ico and assets/.
 //
-//go:embed index.html assets
+//go:embed index.html favicon.ico assets
 var Files embed.FS

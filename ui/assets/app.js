@@ -42,13 +42,22 @@ async function api(method, path, body) {
   return data;
 }
 
+// flash shows a message above the page. An error stays until the next page
+// or message; information stays 8 s, across a page change, so that
+// "Password changed." is still there on the page that follows.
+let flashTimer = null;
 function flash(msg, kind = "error") {
   const f = $("#flash");
+  clearTimeout(flashTimer);
   f.textContent = msg;
   f.className = kind === "info" ? "info" : "";
   f.hidden = !msg;
-  if (msg && kind === "info") setTimeout(() => { if (f.textContent === msg) f.hidden = true; }, 4000);
+  if (msg && kind === "info") flashTimer = setTimeout(() => { if (f.textContent === msg) f.hidden = true; }, 8000);
 }
+const clearErrorFlash = () => { if (!$("#flash").classList.contains("info")) flash(""); };
+
+// announce tells screen readers something (politely) without moving focus.
+function announce(msg) { $("#live").textContent = msg; }
 
 const fmtBytes = (n) => {
   if (!n) return "-";
@@ -59,17 +68,21 @@ const fmtBytes = (n) => {
 };
 const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "-");
 const fmtCount = (n) => (n >= 1e6 ? (n / 1e6).toFixed(1) + "M" : n >= 1e3 ? (n / 1e3).toFixed(1) + "k" : String(n ?? 0));
+const listNames = (ms) => ms.map((m) => `"${m.name}"`).join(", ");
+const bump = (node, key) => { node.dataset[key] = String(+(node.dataset[key] || 0) + 1); };
+const modelsLink = () => el("a", { href: "#/models" }, "Models");
 
 let timer = null;
 function stopPolling() { if (timer) { clearInterval(timer); timer = null; } }
 
-function mount(id) {
+function mount(id, title) {
   stopPolling();
+  document.title = `${title} · aimind`;
   const main = $("#main");
   main.replaceChildren($("#" + id).content.cloneNode(true));
   for (const a of document.querySelectorAll("header nav a")) {
-    a.toggleAttribute("aria-current", a.getAttribute("href") === location.hash);
     if (a.getAttribute("href") === location.hash) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
   }
   return main;
 }
@@ -78,7 +91,7 @@ function mount(id) {
 
 function showLogin() {
   $("#top").hidden = true;
-  mount("tpl-login");
+  mount("tpl-login", "Log in");
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
@@ -92,7 +105,7 @@ function showLogin() {
 
 function showPasswordChange() {
   $("#top").hidden = true;
-  mount("tpl-password");
+  mount("tpl-password", "Choose a new password");
   $("#password-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
@@ -126,7 +139,7 @@ async function start() {
 }
 
 function route() {
-  flash("");
+  clearErrorFlash();
   switch (location.hash) {
     case "#/keys": return keysView();
     case "#/playground": return playgroundView();
@@ -135,87 +148,211 @@ function route() {
 }
 
 // ---- models ----
+//
+// The table refreshes every second. Rows are kept and only the cells whose
+// content changed are rebuilt, so focus, an open "Whole error" and the
+// screen reader's place survive the refresh; status changes are announced
+// through the polite live region.
 
-function statusCell(m) {
-  const td = el("td");
-  td.append(el("span", { class: "status " + m.status, "data-status": m.status }, m.status));
-  if (m.status === "downloading" && m.progress && m.progress.total) {
-    const pct = Math.floor((m.progress.done * 100) / m.progress.total);
-    td.append(" ", el("progress", { max: 100, value: pct, "aria-label": `download ${pct}%` }),
-      el("span", { class: "sub" }, `${pct}% of ${fmtBytes(m.progress.total)}, ${fmtBytes(m.progress.rate)}/s`));
-  }
-  if (m.status === "error" && m.error) td.append(el("span", { class: "sub error" }, m.error));
-  return td;
+const SOURCES = { local: "Local path", modelscope: "ModelScope", huggingface: "Hugging Face" };
+const BUSY = ["pending", "downloading", "loading"];
+let modelRows = new Map(); // name → {tr, cells, primary, sig, status}
+let lastModels = [];
+let refreshing = null; // the table body a refresh is under way for
+
+// folded shows a long message (an error with two sha256 values, a
+// self-check's reasons) as its start and a "details" with the whole.
+function folded(msg, cls, whole) {
+  if (msg.length <= 160) return [el("span", { class: "sub " + cls }, msg)];
+  return [el("span", { class: "sub " + cls }, msg.slice(0, 120).trimEnd() + "…"),
+    el("details", { class: "more" }, el("summary", {}, whole), el("span", { class: "sub " + cls }, msg))];
 }
 
-async function modelAction(name, action) {
-  try {
-    if (action === "delete") {
-      if (!confirm(`Delete model "${name}"? Its downloaded file is removed too.`)) return;
-      await api("DELETE", `/api/models/${encodeURIComponent(name)}?files=true`);
-    } else {
-      if (action === "stop" && !confirm(`Stop model "${name}"? Requests for it will fail until it is started.`)) return;
-      await api("POST", `/api/models/${encodeURIComponent(name)}/${action}`);
-    }
-    await refreshModels();
-  } catch (e) { flash(e.message); }
+function statusParts(m) {
+  const out = [el("span", { class: "status " + m.status, "data-status": m.status }, m.status)];
+  if (m.status === "downloading" && m.progress && m.progress.total) {
+    const pct = Math.floor((m.progress.done * 100) / m.progress.total);
+    out.push(" ", el("progress", { max: 100, value: pct, "aria-label": `download of ${m.name}: ${pct}%` }),
+      el("span", { class: "sub" }, `${pct}% of ${fmtBytes(m.progress.total)}, ${fmtBytes(m.progress.rate)}/s`));
+  }
+  // self_check comes with servers that check a model after loading it.
+  const sc = m.self_check;
+  if (sc && sc.status === "suspect") {
+    out.push(el("span", { class: "badge suspect", "data-self-check": "suspect" }, "suspect"),
+      ...folded("Self-check: " + (sc.reason || "the scores are not what this model should give"), "reason", "Whole self-check"));
+  } else if (sc && sc.status === "passed") {
+    out.push(" ", el("span", { class: "quiet", "data-self-check": "passed" }, "checked"));
+  }
+  if (m.status === "error" && m.error) out.push(...folded(m.error, "error", "Whole error"));
+  return out;
+}
+
+function primaryAction(m) {
+  if (m.status === "running" || BUSY.includes(m.status)) return ["stop", "Stop"];
+  if (m.status === "error") return ["start", "Retry"];
+  return ["start", "Start"];
+}
+
+function newRow(name) {
+  const td = (label, cls) => el("td", { "data-label": label, class: cls });
+  const cells = { name: td("Name", "name-cell"), source: td("Source"), file: td("File"), size: td("Size"), status: td("Status"), memory: td("Memory") };
+  const primary = el("button", { type: "button", class: "secondary", "data-role": "primary" });
+  primary.addEventListener("click", () => modelAction(name, primary.dataset.action));
+  const del = el("button", { type: "button", class: "danger", "data-role": "delete", "aria-label": `Delete ${name}` }, "Delete");
+  del.addEventListener("click", () => modelAction(name, "delete"));
+  const tr = el("tr", { "data-model": name }, ...Object.values(cells), el("td", { class: "actions-cell" }, primary, del));
+  return { tr, cells, primary, sig: {}, status: null };
+}
+
+// setCell rebuilds one cell when its content changed.
+function setCell(row, key, sig, build) {
+  if (row.sig[key] === sig) return;
+  row.sig[key] = sig;
+  row.cells[key].replaceChildren(el("div", { class: "v" }, ...build()));
+}
+
+function updateRow(row, m) {
+  const where = m.repo || m.path || "";
+  const file = m.file || (m.path || "").split("/").pop();
+  const quant = m.quant || (m.facts && m.facts.FileType) || "";
+  const mem = m.status === "running" ? fmtBytes(m.memory_estimate) : "-";
+  setCell(row, "name", m.name, () => [el("strong", {}, m.name)]);
+  setCell(row, "source", m.source + "\n" + where, () => [SOURCES[m.source] || m.source, el("span", { class: "sub" }, where)]);
+  setCell(row, "file", file + "\n" + quant, () => [file || "-", el("span", { class: "sub" }, quant)]);
+  setCell(row, "size", String(m.size || 0), () => [fmtBytes(m.size)]);
+  setCell(row, "status", JSON.stringify([m.status, m.progress, m.error, m.self_check]), () => statusParts(m));
+  setCell(row, "memory", mem, () => [mem]);
+  const [action, label] = primaryAction(m);
+  if (row.primary.dataset.action !== action || row.primary.textContent !== label) {
+    row.primary.dataset.action = action;
+    row.primary.textContent = label;
+    row.primary.setAttribute("aria-label", `${label} ${m.name}`);
+  }
 }
 
 async function refreshModels() {
   const body = $("#models-table tbody");
-  if (!body) return;
+  if (!body || refreshing === body) return; // one refresh of a table at a time
+  refreshing = body;
   let list;
-  try { list = (await api("GET", "/api/models")).data || []; } catch (e) { flash(e.message); return; }
-  body.replaceChildren(...list.map((m) => {
-    const running = m.status === "running";
-    const busy = ["pending", "downloading", "loading"].includes(m.status);
-    const src = m.source === "local" ? "Local path" : (m.source === "modelscope" ? "ModelScope" : "Hugging Face");
-    return el("tr", { "data-model": m.name },
-      el("td", {}, el("strong", {}, m.name)),
-      el("td", {}, src, el("span", { class: "sub" }, m.repo || m.path || "")),
-      el("td", {}, m.file || (m.path || "").split("/").pop(), el("span", { class: "sub" }, m.quant || (m.facts && m.facts.FileType) || "")),
-      el("td", {}, fmtBytes(m.size)),
-      statusCell(m),
-      el("td", {}, running ? fmtBytes(m.memory_estimate) : "-"),
-      el("td", { class: "actions-cell" },
-        running || busy ? el("button", { type: "button", class: "secondary", onclick: () => modelAction(m.name, "stop") }, "Stop")
-          : el("button", { type: "button", class: "secondary", onclick: () => modelAction(m.name, "start") }, "Start"),
-        el("button", { type: "button", class: "danger", onclick: () => modelAction(m.name, "delete") }, "Delete")));
-  }));
+  try { list = (await api("GET", "/api/models")).data || []; } catch (e) { flash(e.message); return; } finally { if (refreshing === body) refreshing = null; }
+  if (!body.isConnected) return;
+  lastModels = list;
+  const changes = [];
+  const seen = new Set();
+  let prev = null;
+  for (const m of list) {
+    seen.add(m.name);
+    let row = modelRows.get(m.name);
+    if (!row) { row = newRow(m.name); modelRows.set(m.name, row); }
+    updateRow(row, m);
+    if (row.status !== null && row.status !== m.status) changes.push(`${m.name} is ${m.status}`);
+    row.status = m.status;
+    // Rows already in place are not moved: moving one would take the focus from its button.
+    const want = prev ? prev.nextSibling : body.firstChild;
+    if (want !== row.tr) body.insertBefore(row.tr, want);
+    prev = row.tr;
+  }
+  for (const [name, row] of modelRows) {
+    if (!seen.has(name)) { row.tr.remove(); modelRows.delete(name); }
+  }
   $("#models-empty").hidden = list.length > 0;
+  if (changes.length) announce(changes.join(". ") + ".");
+  bump(document.body, "modelsRefreshes"); // tests wait on this
+}
+
+async function modelAction(name, action) {
+  const m = lastModels.find((x) => x.name === name) || {};
+  try {
+    if (action === "delete") {
+      const file = m.source === "local" ? `The file ${m.path} stays on disk: aimind never removes a local file.`
+        : "Its downloaded file is removed too, unless another model uses it.";
+      if (!confirm(`Delete model "${name}"? ${file}`)) return;
+      const row = modelRows.get(name);
+      const next = row && (row.tr.nextElementSibling || row.tr.previousElementSibling);
+      const d = await api("DELETE", `/api/models/${encodeURIComponent(name)}?files=true`);
+      flash(`Deleted model "${name}"` + (d && d.note ? `: ${d.note}.` : "."), "info");
+      await refreshModels();
+      // The focused Delete button went with its row: keep the keyboard user nearby.
+      if (!document.activeElement || document.activeElement === document.body) {
+        const to = next && next.isConnected ? next.querySelector("button") : $("#deploy-open");
+        if (to) to.focus();
+      }
+    } else {
+      if (action === "stop" && !confirm(`Stop model "${name}"? Requests for it will fail until it is started.`)) return;
+      await api("POST", `/api/models/${encodeURIComponent(name)}/${action}`);
+      await refreshModels();
+    }
+  } catch (e) { flash(e.message); }
 }
 
 function modelsView() {
-  mount("tpl-models");
+  mount("tpl-models", "Models");
+  modelRows = new Map();
   refreshModels();
   timer = setInterval(refreshModels, 1000);
+  setupDeploy();
+}
+
+// ---- deploy dialog ----
+
+let filesCache = [];
+let repoChosen = "";
+let saving = false;
+
+function setupDeploy() {
   const dlg = $("#deploy-dialog");
-  $("#deploy-open").addEventListener("click", () => { resetDeploy(); dlg.showModal(); $("#deploy-search").focus(); });
+  const form = $("#deploy-form");
+  $("#deploy-open").addEventListener("click", () => { resetDeploy(); dlg.showModal(); $("#deploy-search").focus(); search(); });
   $("#deploy-cancel").addEventListener("click", () => dlg.close());
   $("#deploy-source").addEventListener("change", () => {
     const local = $("#deploy-source").value === "local";
     $("#hub-fields").hidden = local;
     $("#local-fields").hidden = !local;
-    $("#deploy-results").replaceChildren();
+    clearRepo();
+    $("#deploy-repo").value = "";
     $("#deploy-error").textContent = "";
     if (!local) search();
+    updateSave();
   });
   let debounce = null;
-  $("#deploy-search").addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(search, 300); });
+  $("#deploy-search").addEventListener("input", () => {
+    searchSeq++; // answers to what was typed before are stale now
+    clearTimeout(debounce);
+    debounce = setTimeout(search, 300);
+  });
+  // Enter in a field never deploys: in Search it searches, in Repository it
+  // reads the repository's files. Only Save (or Enter on it) deploys.
+  const enterInField = (ev) => ev.key === "Enter" && ev.target instanceof HTMLInputElement;
+  form.addEventListener("keydown", (ev) => {
+    if (!enterInField(ev)) return;
+    ev.preventDefault();
+    if (ev.target.id === "deploy-search") { clearTimeout(debounce); search(); }
+    if (ev.target.id === "deploy-repo") chooseRepo($("#deploy-repo").value.trim());
+  });
+  // Implicit submission follows keypress, which some input paths send on
+  // their own even when keydown was handled.
+  form.addEventListener("keypress", (ev) => { if (enterInField(ev)) ev.preventDefault(); });
   $("#deploy-gguf").addEventListener("change", search);
   $("#deploy-repo").addEventListener("change", () => chooseRepo($("#deploy-repo").value.trim()));
-  $("#deploy-file").addEventListener("change", showEstimate);
+  $("#deploy-file").addEventListener("change", () => { showEstimate(); updateSave(); });
   $("#deploy-path").addEventListener("input", () => {
     const base = $("#deploy-path").value.split("/").pop().replace(/\.gguf$/i, "").replace(/[-._](f32|f16|fp16|bf16|q[2-8](_[0-9a-z]+)*|iq[1-4](_[a-z0-9]+)*)$/i, "");
     $("#deploy-name").value = base;
+    checkName();
+    updateSave();
   });
-  $("#deploy-form").addEventListener("submit", async (ev) => {
+  $("#deploy-name").addEventListener("input", () => { checkName(); updateSave(); });
+  form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    bump(form, "submits"); // tests check that Enter in a field submits nothing
+    if ($("#deploy-save").disabled) return;
     const source = $("#deploy-source").value;
     const req = { source, name: $("#deploy-name").value.trim() };
     if (source === "local") req.path = $("#deploy-path").value.trim();
     else { req.repo = $("#deploy-repo").value.trim(); req.file = $("#deploy-file").value; }
-    $("#deploy-save").disabled = true;
+    saving = true;
+    updateSave();
     try {
       await api("POST", "/api/models", req);
       dlg.close();
@@ -223,64 +360,103 @@ function modelsView() {
       refreshModels();
     } catch (e) {
       $("#deploy-error").textContent = e.message;
-    } finally { $("#deploy-save").disabled = false; }
+    } finally { saving = false; updateSave(); }
   });
 }
 
-let filesCache = [];
+function clearRepo() {
+  filesCache = [];
+  repoChosen = "";
+  $("#deploy-results").replaceChildren();
+  $("#deploy-results-title").textContent = "";
+  $("#deploy-file").replaceChildren();
+  $("#deploy-file-hint").textContent = "";
+  $("#deploy-estimate").textContent = "";
+}
 
 function resetDeploy() {
   $("#deploy-form").reset();
   $("#deploy-source").value = "huggingface";
   $("#hub-fields").hidden = false;
   $("#local-fields").hidden = true;
-  $("#deploy-results").replaceChildren();
-  $("#deploy-file").replaceChildren();
-  $("#deploy-estimate").textContent = "";
+  clearRepo();
   $("#deploy-error").textContent = "";
-  filesCache = [];
+  $("#deploy-name-hint").textContent = "";
+  saving = false;
+  updateSave();
+}
+
+// updateSave allows Save only for a deployable choice: a repository with a
+// GGUF file (or a local path) and a name.
+function updateSave() {
+  const local = $("#deploy-source").value === "local";
+  const ready = local ? $("#deploy-path").value.trim() !== "" : filesCache.length > 0 && $("#deploy-file").value !== "";
+  $("#deploy-save").disabled = saving || !ready || !$("#deploy-name").value.trim();
+}
+
+function checkName() {
+  const n = $("#deploy-name").value.trim();
+  $("#deploy-name-hint").textContent = n && lastModels.some((m) => m.name === n) ? `A model named "${n}" exists already: choose another name.` : "";
 }
 
 let searchSeq = 0;
+// search lists repositories; before anything is typed, the source's
+// reranker repositories, most downloaded first.
 async function search() {
   const source = $("#deploy-source").value;
   if (source === "local") return;
-  const q = $("#deploy-search").value.trim();
+  const typed = $("#deploy-search").value.trim();
+  const where = source === "modelscope" ? "ModelScope" : "Hugging Face";
   const seq = ++searchSeq;
   const ul = $("#deploy-results");
+  const title = $("#deploy-results-title");
   try {
-    const r = await api("GET", `/api/hub/search?source=${source}&q=${encodeURIComponent(q)}&gguf=${$("#deploy-gguf").checked}`);
+    const r = await api("GET", `/api/hub/search?source=${source}&q=${encodeURIComponent(typed || "reranker")}&gguf=${$("#deploy-gguf").checked}`);
     if (seq !== searchSeq) return; // a newer search is under way
-    ul.replaceChildren(...(r.data || []).map((repo) => el("li", {},
-      el("button", { type: "button", "data-repo": repo.id, onclick: (ev) => {
+    const repos = r.data || [];
+    title.textContent = typed ? `Repositories on ${where} matching "${typed}", most downloaded first:` : `Reranker repositories on ${where}, most downloaded first:`;
+    ul.replaceChildren(...repos.map((repo) => el("li", {},
+      el("button", { type: "button", "data-repo": repo.id, "aria-pressed": String(repo.id === repoChosen), onclick: (ev) => {
         for (const b of ul.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
         ev.currentTarget.setAttribute("aria-pressed", "true");
         $("#deploy-repo").value = repo.id;
         chooseRepo(repo.id);
       } }, el("span", {}, repo.id), el("span", { class: "stats" }, `↓ ${fmtCount(repo.downloads)}  ♥ ${fmtCount(repo.likes)}`)))));
-    if (!(r.data || []).length) ul.replaceChildren(el("li", { class: "hint" }, "No matching repositories."));
+    if (!repos.length) ul.replaceChildren(el("li", { class: "hint" }, "No matching repositories."));
     $("#deploy-error").textContent = "";
   } catch (e) {
-    if (seq === searchSeq) $("#deploy-error").textContent = e.message;
+    if (seq !== searchSeq) return;
+    ul.replaceChildren();
+    if (e.status === 501) title.textContent = `${where} offers no search here: type the repository id (owner/name) under Repository, for example gpustack/bge-reranker-v2-m3-GGUF, and press Enter.`;
+    else $("#deploy-error").textContent = e.message;
   }
 }
 
 async function chooseRepo(repo) {
   const source = $("#deploy-source").value;
   const sel = $("#deploy-file");
+  filesCache = [];
+  repoChosen = repo;
   sel.replaceChildren();
   $("#deploy-estimate").textContent = "";
+  $("#deploy-file-hint").textContent = "";
+  updateSave();
   if (!repo) return;
   try {
     const r = await api("GET", `/api/hub/files?source=${source}&repo=${encodeURIComponent(repo)}`);
+    if (repoChosen !== repo) return; // another repository was chosen meanwhile
     filesCache = r.files || [];
     sel.replaceChildren(...filesCache.map((f) => el("option", { value: f.path, selected: f.path === r.default },
       `${f.path} (${f.quant || "?"}, ${fmtBytes(f.size)})`)));
-    if (!filesCache.length) $("#deploy-error").textContent = "This repository has no GGUF file.";
-    else $("#deploy-error").textContent = "";
+    $("#deploy-file-hint").textContent = filesCache.length ? "" : `${repo} has no GGUF file, and aimind serves GGUF files only: choose another repository.`;
+    $("#deploy-error").textContent = "";
     $("#deploy-name").value = r.name || "";
+    checkName();
     showEstimate();
-  } catch (e) { $("#deploy-error").textContent = e.message; }
+  } catch (e) {
+    if (repoChosen === repo) $("#deploy-error").textContent = e.message;
+  }
+  updateSave();
 }
 
 function showEstimate() {
@@ -290,37 +466,64 @@ function showEstimate() {
 
 // ---- API keys ----
 
+const keyNameRule = /^[\p{L}\p{N} ._-]{1,64}$/u; // as the server checks it
+let lastKeys = [];
+
 async function refreshKeys() {
   const body = $("#keys-table tbody");
+  if (!body) return;
   let list;
   try { list = (await api("GET", "/api/keys")).data || []; } catch (e) { flash(e.message); return; }
-  body.replaceChildren(...list.map((k) => el("tr", { "data-key": k.id },
-    el("td", {}, el("strong", {}, k.name)),
-    el("td", {}, el("code", {}, k.prefix + "…")),
-    el("td", {}, fmtTime(k.created)),
-    el("td", {}, fmtTime(k.last_used)),
-    el("td", {}, k.expires ? fmtTime(k.expires) : "never"),
-    el("td", {}, (k.models || []).length ? k.models.join(", ") : "all"),
-    el("td", { class: "actions-cell" }, el("button", { type: "button", class: "danger", onclick: async () => {
-      if (!confirm(`Revoke API key "${k.name}"? Clients using it stop working at once.`)) return;
-      try { await api("DELETE", `/api/keys/${encodeURIComponent(k.id)}`); refreshKeys(); } catch (e) { flash(e.message); }
-    } }, "Revoke")))));
+  if (!body.isConnected) return;
+  list.sort((a, b) => new Date(b.created) - new Date(a.created)); // newest first
+  lastKeys = list;
+  const now = Date.now();
+  const td = (label, cls, ...kids) => el("td", { "data-label": label, class: cls }, el("div", { class: "v" }, ...kids));
+  body.replaceChildren(...list.map((k) => {
+    const expired = k.expires && new Date(k.expires).getTime() <= now;
+    return el("tr", { "data-key": k.id, "data-expired": expired ? "true" : undefined },
+      td("Name", "name-cell", el("strong", {}, k.name), el("span", { class: "sub" }, `id ${k.id}`)),
+      td("Key", undefined, el("code", {}, k.prefix + "…")),
+      td("Created", undefined, fmtTime(k.created)),
+      td("Last used", undefined, fmtTime(k.last_used)),
+      expired ? td("Expires", undefined, el("span", { class: "status expired" }, "expired"), el("span", { class: "sub" }, fmtTime(k.expires)))
+        : td("Expires", undefined, k.expires ? fmtTime(k.expires) : "never"),
+      td("Models", undefined, (k.models || []).length ? k.models.join(", ") : "all"),
+      el("td", { class: "actions-cell" }, el("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name} (id ${k.id})`, onclick: async () => {
+        if (!confirm(`Revoke API key "${k.name}" (id ${k.id})? Clients using it stop working at once.`)) return;
+        try { await api("DELETE", `/api/keys/${encodeURIComponent(k.id)}`); refreshKeys(); } catch (e) { flash(e.message); }
+      } }, "Revoke")));
+  }));
   $("#keys-empty").hidden = list.length > 0;
+  bump(document.body, "keysRefreshes");
+}
+
+// checkKeyName shows, as the name is typed, what the server would refuse
+// and which keys already carry the name.
+function checkKeyName() {
+  const n = $("#key-name").value.trim();
+  const hint = $("#key-name-hint");
+  const same = lastKeys.filter((k) => k.name === n);
+  if (n && !keyNameRule.test(n)) hint.textContent = `"${n}" cannot be used: see the rules above.`;
+  else if (same.length) hint.textContent = `A key named "${n}" exists already (id ${same.map((k) => k.id).join(", ")}); the new one gets its own id.`;
+  else hint.textContent = "";
+  $("#key-save").disabled = !!n && !keyNameRule.test(n);
 }
 
 async function keysView() {
-  mount("tpl-keys");
+  mount("tpl-keys", "API Keys");
   refreshKeys();
   const dlg = $("#key-dialog");
-  const closeKey = () => { $("#key-value").value = ""; dlg.close(); refreshKeys(); };
   $("#key-open").addEventListener("click", async () => {
     $("#key-form").reset();
     $("#key-inputs").hidden = false;
     $("#key-created").hidden = true;
     $("#key-save").hidden = false;
+    $("#key-save").disabled = false;
     $("#key-cancel").hidden = false;
     $("#key-done").hidden = true;
     $("#key-error").textContent = "";
+    $("#key-name-hint").textContent = "";
     const fs = $("#key-models");
     fs.replaceChildren(el("legend", {}, "Models (none ticked: all)"));
     try {
@@ -331,9 +534,12 @@ async function keysView() {
     dlg.showModal();
     $("#key-name").focus();
   });
+  $("#key-name").addEventListener("input", checkKeyName);
   $("#key-cancel").addEventListener("click", () => dlg.close());
-  $("#key-done").addEventListener("click", closeKey);
-  dlg.addEventListener("close", () => { $("#key-value").value = ""; });
+  $("#key-done").addEventListener("click", () => dlg.close());
+  // However the dialog closes (Done, Cancel, Escape), the key is forgotten
+  // and the list shows what the server has.
+  dlg.addEventListener("close", () => { $("#key-value").value = ""; refreshKeys(); });
   $("#key-copy").addEventListener("click", async () => {
     const v = $("#key-value");
     v.select();
@@ -341,7 +547,7 @@ async function keysView() {
   });
   $("#key-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (!$("#key-created").hidden) return closeKey();
+    if (!$("#key-created").hidden) return dlg.close();
     const models = [...document.querySelectorAll("#key-models input:checked")].map((i) => i.value);
     try {
       const r = await api("POST", "/api/keys", { name: $("#key-name").value.trim(), expires_in: $("#key-expiry").value, models });
@@ -359,30 +565,51 @@ async function keysView() {
 
 // ---- playground ----
 
+const sigmoid = (x) => 1 / (1 + Math.exp(-x));
+
 function playRequest() {
   const docs = $("#play-docs").value.split("\n").map((s) => s.trim()).filter((s) => s.length);
   const req = { model: $("#play-model").value, query: $("#play-query").value, documents: docs };
   const n = parseInt($("#play-topn").value, 10);
   if (n > 0) req.top_n = n;
+  if ($("#play-normalize").checked) req.normalize = true;
   return req;
 }
 
-function bar(width) {
+function bar(fraction) {
   const b = el("span", { class: "barfill" });
-  b.style.width = width + "%";
-  b.style.display = "block";
+  b.style.width = (100 * Math.min(1, Math.max(0, fraction))) + "%";
   return b;
 }
 
 function shellQuote(s) { return "'" + s.replace(/'/g, "'\\''") + "'"; }
 
+// noModelRunning says why the playground has nothing to run, and where to
+// go about it.
+function noModelRunning(list) {
+  if (!list.length) return ["No model is deployed yet: deploy one on the ", modelsLink(), " page."];
+  const busy = list.filter((m) => BUSY.includes(m.status));
+  if (busy.length) return [`No model is running yet: ${listNames(busy)} ${busy.length > 1 ? "are" : "is"} getting ready (see the `, modelsLink(), " page); it can be used here once it is running."];
+  const stopped = list.filter((m) => m.status === "stopped");
+  const failed = list.filter((m) => m.status === "error");
+  const parts = [];
+  if (stopped.length) parts.push(`${listNames(stopped)} ${stopped.length > 1 ? "are" : "is"} stopped`);
+  if (failed.length) parts.push(`${listNames(failed)} failed`);
+  return [`No model is running: ${parts.join(" and ")}. Start one on the `, modelsLink(), " page."];
+}
+
 async function playgroundView() {
-  mount("tpl-playground");
-  try {
-    const list = ((await api("GET", "/api/models")).data || []).filter((m) => m.status === "running");
-    $("#play-model").replaceChildren(...list.map((m) => el("option", { value: m.name }, m.name)));
-    if (!list.length) flash("No model is running yet: deploy one on the Models page.");
-  } catch (e) { flash(e.message); }
+  mount("tpl-playground", "Playground");
+  let list = [];
+  try { list = (await api("GET", "/api/models")).data || []; } catch (e) { flash(e.message); }
+  if (!$("#play-form")) return; // the user went elsewhere meanwhile
+  const running = list.filter((m) => m.status === "running");
+  $("#play-model").replaceChildren(...running.map((m) => el("option", { value: m.name }, m.name)));
+  if (!running.length) {
+    $("#play-empty").replaceChildren(...noModelRunning(list));
+    $("#play-empty").hidden = false;
+    $("#play-run").disabled = true;
+  }
   $("#play-curl").addEventListener("click", async () => {
     const body = JSON.stringify(playRequest());
     const cmd = `curl ${location.origin}/v1/rerank \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer YOUR_API_KEY' \\\n  -d ${shellQuote(body)}`;
@@ -398,17 +625,22 @@ async function playgroundView() {
     $("#play-run").disabled = true;
     try {
       const r = await api("POST", "/api/rerank", req);
-      const scores = r.results.map((x) => x.relevance_score);
-      const lo = Math.min(...scores), hi = Math.max(...scores);
+      // With normalize the API gives sigmoid(logit) as relevance_score and
+      // the logit as raw_score; without, the logit as relevance_score.
       ol.replaceChildren(...r.results.map((x) => {
-        const w = hi > lo ? 5 + (95 * (x.relevance_score - lo)) / (hi - lo) : 100;
-        return el("li", { "data-index": x.index, "data-score": x.relevance_score },
+        const logit = req.normalize ? x.raw_score : x.relevance_score;
+        const score = req.normalize ? x.relevance_score : sigmoid(x.relevance_score);
+        return el("li", { "data-index": x.index, "data-logit": logit, "data-score": score },
           el("div", {}, x.document ? x.document.text : req.documents[x.index]),
-          el("div", { class: "score" }, el("span", {}, `#${x.index}`), el("span", {}, x.relevance_score.toFixed(4)),
-            el("span", { class: "barwrap", "aria-hidden": "true" }, bar(w))));
+          el("div", { class: "score" }, el("span", {}, `#${x.index}`), el("span", {}, `logit ${logit.toFixed(4)}`),
+            el("span", {}, `score ${score.toFixed(3)}`), el("span", { class: "barwrap", "aria-hidden": "true" }, bar(score))));
       }));
-      flash("");
-    } catch (e) { flash(e.message); ol.replaceChildren(); }
+      $("#play-results-title").textContent = `Ranked documents (${r.results.length} of ${req.documents.length})`;
+      $("#play-out").hidden = false;
+      $("#play-out").scrollIntoView({ block: "start" });
+      announce(`${r.results.length} ranked documents below.`);
+      clearErrorFlash();
+    } catch (e) { flash(e.message); ol.replaceChildren(); $("#play-out").hidden = true; }
     finally { $("#play-run").disabled = false; }
   });
 }
