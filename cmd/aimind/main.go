@@ -21,6 +21,8 @@ func main() {
 			benchCommand(),
 			keysCommand(),
 			adminCommand(),
+			pullCommand(),
+			healthCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
