@@ -100,7 +100,7 @@ build_llama() {
   [ -z "$CPU_TARGET" ] && host=$(cpu_features)
   local key
   key=$( {
-    echo "$OLLAMA_SUM"; echo "$options"; echo "$host"; (c++ --version 2>/dev/null || g++ --version) | head -1
+    echo "$OLLAMA_SUM"; echo "$options"; printf %s "$host"; (c++ --version 2>/dev/null || g++ --version) | head -1
     cat third_party/CMakeLists.txt
     for p in third_party/patches/*.patch; do if [ -e "$p" ]; then echo "$p"; cat "$p"; fi; done
   } | sha256sum | cut -c1-16)
