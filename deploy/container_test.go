@@ -190,6 +190,9 @@ func TestContainerRecipeBuildsAndServes(t *testing.T) {
 			t.Fatalf("results not ranked: %s", body)
 		}
 	}
+	if out, err := inImage("version").Output(); err != nil || !strings.Contains(string(out), "CPU target x86-64-v3") {
+		t.Fatalf("aimind version in the image: %v %s", err, out)
+	}
 	// The healthcheck, as the image declares it, healthy now.
 	hc := inImage(append(health[1:], "--url", base+"/health")...)
 	if out, err := hc.CombinedOutput(); err != nil || health[0] != "/usr/local/bin/aimind" {

@@ -166,7 +166,7 @@ func status(port int, key string) int {
 func TestReplicasShareKeysFileBehindNginx(t *testing.T) {
 	model := testutil.MustModel(t, synth.Tiny())
 	keysFile := filepath.Join(t.TempDir(), "keys.json")
-	first, _ := createKey(t, keysFile, "first")
+	first, firstID := createKey(t, keysFile, "first")
 	if data, _ := os.ReadFile(keysFile); strings.Contains(string(data), first) {
 		t.Fatal("the keys file holds a plaintext key")
 	}
@@ -205,6 +205,13 @@ func TestReplicasShareKeysFileBehindNginx(t *testing.T) {
 	}
 	took = untilAll(t, "revoked key refused", 2*time.Second, ports, func(p int) bool { return status(p, second) == http.StatusUnauthorized })
 	t.Logf("revoked key refused by both replicas after %s", took)
+	list, _, code := runAimind(t, nil, "keys", "list", "--file", keysFile)
+	if code != 0 || !strings.Contains(list, firstID) || strings.Contains(list, secondID) {
+		t.Fatalf("keys list --file after the revoke: exit %d\n%s", code, list)
+	}
+	if _, stderr, code := runAimind(t, nil, "keys", "revoke", "--from-file", keysFile, secondID); code == 0 || !strings.Contains(stderr, "unknown or revoked") {
+		t.Fatalf("revoking twice: exit %d: %s", code, stderr)
+	}
 	for _, p := range ports {
 		if s := status(p, first); s != http.StatusOK {
 			t.Fatalf("the remaining key got %d on :%d", s, p)

@@ -156,7 +156,7 @@ func serve(cfg serveConfig) error {
 		return err
 	}
 	llama.Init(log)
-	log.Info("aimind starting", "version", version, "system", llama.SystemInfo())
+	log.Info("aimind starting", "version", version, "cpu_target", cpuTarget, "system", llama.SystemInfo())
 
 	cfg.Engine.DerivedDir = filepath.Join(cfg.DataDir, "derived")
 	st, err := store.Open(cfg.DataDir, log)
