@@ -108,8 +108,18 @@ func (k *Keys) Create(name string, ttl time.Duration, models []string) (string, 
 	return plain, rec, nil
 }
 
-// List returns every stored key, oldest first.
+// List returns every stored key, oldest first, without hashes.
 func (k *Keys) List() ([]APIKey, error) {
+	out, err := k.Records()
+	for i := range out {
+		out[i].Hash = ""
+	}
+	return out, err
+}
+
+// Records returns every stored key with its hash (for a keys file), oldest
+// first.
+func (k *Keys) Records() ([]APIKey, error) {
 	var out []APIKey
 	err := k.st.View(func(tx *store.Tx) error {
 		return tx.Each("apikey/", func(_ string, decode func(any) error) error {
@@ -117,7 +127,6 @@ func (k *Keys) List() ([]APIKey, error) {
 			if err := decode(&a); err != nil {
 				return err
 			}
-			a.Hash = ""
 			out = append(out, a)
 			return nil
 		})

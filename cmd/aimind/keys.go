@@ -207,6 +207,22 @@ func keysCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "export",
+				Usage: "copy the store's keys (their hashes) into a keys file for serve --keys-file; the server must be stopped",
+				Flags: []cli.Flag{dataDirFlag(nil), &cli.StringFlag{Name: "to-file", Required: true, Usage: "keys file to add them to (same ids are replaced)"}},
+				Action: func(c *cli.Context) error {
+					kc, err := openKeys(dataDirOf(c))
+					if err != nil {
+						return err
+					}
+					defer kc.Close()
+					if kc.keys == nil {
+						return errors.New("cannot export keys while the server runs (the API never hands out hashes): stop it, export, start it again")
+					}
+					return exportToFile(kc.keys, c.String("to-file"))
+				},
+			},
+			{
 				Name:      "revoke",
 				Usage:     "revoke a key by id; it stops working at once",
 				ArgsUsage: "ID",

@@ -63,3 +63,30 @@ func listFile(path string) error {
 	}
 	return printKeys(rows)
 }
+
+func exportToFile(k *auth.Keys, path string) error {
+	recs, err := k.Records()
+	if err != nil {
+		return fmt.Errorf("cannot export keys: %w", err)
+	}
+	err = auth.UpdateKeysFile(path, func(keys []auth.APIKey) ([]auth.APIKey, error) {
+		byID := map[string]int{}
+		for i, k := range keys {
+			byID[k.ID] = i
+		}
+		for _, r := range recs {
+			r.LastUsed = nil
+			if i, ok := byID[r.ID]; ok {
+				keys[i] = r
+			} else {
+				keys = append(keys, r)
+			}
+		}
+		return keys, nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d API keys exported to %s (hashes only)\n", len(recs), path)
+	return nil
+}
