@@ -69,7 +69,9 @@ portable_options() {
   case "$1" in
     x86-64-v3) echo "$base -DCMAKE_C_FLAGS=-march=x86-64-v3 -DCMAKE_CXX_FLAGS=-march=x86-64-v3";;
     x86-64-v4) echo "$base -DGGML_AVX512=ON -DCMAKE_C_FLAGS=-march=x86-64-v4 -DCMAKE_CXX_FLAGS=-march=x86-64-v4";;
-    sapphirerapids) echo "$base -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON -DGGML_AMX_BF16=ON -DCMAKE_C_FLAGS=-march=sapphirerapids -DCMAKE_CXX_FLAGS=-march=sapphirerapids";;
+    # x86-64-v4 and exactly ggml's AVX-512/AMX extensions (not -march=sapphirerapids, whose
+    # other extensions internal/cputarget would not check at start).
+    sapphirerapids) echo "$base -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON -DGGML_AMX_BF16=ON -DCMAKE_C_FLAGS=-march=x86-64-v4 -DCMAKE_CXX_FLAGS=-march=x86-64-v4";;
     *) die "unknown CPU target '$1' (x86-64-v3, x86-64-v4, sapphirerapids)";;
   esac
 }

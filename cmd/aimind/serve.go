@@ -19,6 +19,7 @@ import (
 	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/internal/cputarget"
 	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
@@ -153,6 +154,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 func serve(cfg serveConfig) error {
 	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
+		return err
+	}
+	if err := cputarget.Check(cpuTarget); err != nil {
 		return err
 	}
 	llama.Init(log)
