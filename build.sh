@@ -163,12 +163,17 @@ case "${1:-build}" in
     echo "build.sh: built $out for $CPU_TARGET (third_party/out now links that build; ./build.sh relinks the native one)"
     ;;
   test)
+    # The container recipe's test builds llama.cpp for x86-64-v3: compile it
+    # into the cache now, before the test packages run side by side, then
+    # link the native build back.
+    CPU_TARGET=x86-64-v3 build_llama
+    CPU_TARGET="" build_llama
     go build -o bin/aimind ./cmd/aimind
     go build -o bin/synthgguf ./cmd/synthgguf
     go vet ./...
     go test -count=1 -timeout 40m "${@:2}" ./...
     # The packages whose tests exercise goroutines, again under the race detector.
-    go test -race -count=1 -timeout 30m "${@:2}" ./engine ./server ./models ./auth ./store ./hub
+    go test -race -count=1 -timeout 30m "${@:2}" ./engine ./server ./models ./auth ./store ./hub ./deploy
     # The Kubernetes manifests' test has its own module (kustomize and the
     # k8s.io types stay out of aimind's dependencies).
     (cd deploy/kubernetes && go vet ./... && go test -count=1 "${@:2}" ./...)
