@@ -170,6 +170,7 @@ func (f *KeysFile) Reload() (changed bool, err error) {
 func (f *KeysFile) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	lastErr := "" // a lasting failure (a deleted file) is logged once, not twice a second
 	for {
 		select {
 		case <-ctx.Done():
@@ -177,10 +178,15 @@ func (f *KeysFile) Watch(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		changed, err := f.Reload()
-		switch {
-		case err != nil:
-			f.log.Error("keys file", "path", f.path, "err", err)
-		case changed:
+		if err != nil {
+			if err.Error() != lastErr {
+				f.log.Error("keys file", "path", f.path, "err", err)
+				lastErr = err.Error()
+			}
+			continue
+		}
+		lastErr = ""
+		if changed {
 			f.log.Info("keys file reloaded", "path", f.path, "keys", f.Len())
 		}
 	}

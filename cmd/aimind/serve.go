@@ -120,6 +120,9 @@ func (c *serveConfig) validate() error {
 	if c.CacheBytes < 0 {
 		return errors.New("--cache-bytes must not be negative")
 	}
+	if c.DrainDelay < 0 {
+		return errors.New("--drain-delay must not be negative")
+	}
 	c.Engine.Cache = engine.NewScoreCache(c.CacheBytes)
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert-file and --tls-key-file go together")
