@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# build.sh        builds llama.cpp (cached) and bin/aimind
-# build.sh test   the same, then runs every test (and the concurrent packages under -race)
-# build.sh llama  only builds llama.cpp into the cache and links third_party/out
+# build.sh            installs missing Debian packages, builds llama.cpp (cached) and bin/aimind
+# build.sh test       the same plus the test dependencies, then runs every test
+#                     (and the concurrent packages under -race)
+# build.sh llama      only builds llama.cpp into the cache and links third_party/out
+# build.sh portable [TARGET] [OUT]
+#                     builds OUT (default bin/aimind) for a CPU TARGET instead of
+#                     this machine's: x86-64-v3 (default), x86-64-v4, sapphirerapids
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,18 +15,70 @@ OLLAMA_SUM='h1:X3KNm9x4BlHqk/AXMGtC7pBAFd46nmJmy8yDaBZLo9s='
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-need() {
-  local missing=()
-  command -v go >/dev/null || missing+=("go (Go 1.26 or newer, https://go.dev/dl)")
-  command -v cmake >/dev/null || missing+=("cmake (Debian: apt-get install cmake)")
-  command -v ninja >/dev/null || command -v make >/dev/null || missing+=("ninja or make (Debian: apt-get install ninja-build)")
-  command -v c++ >/dev/null || command -v g++ >/dev/null || missing+=("a C++ compiler (Debian: apt-get install g++)")
-  command -v patch >/dev/null || missing+=("patch (Debian: apt-get install patch)")
-  if [ ${#missing[@]} -gt 0 ]; then
-    printf 'build.sh: missing prerequisites:\n' >&2
-    printf '  - %s\n' "${missing[@]}" >&2
-    exit 1
+# Debian packages each step needs, as "command:package" (the command tells
+# whether the package is there; a command that is there is enough; a path
+# instead of a command must exist).
+BUILD_DEBS=(cmake:cmake ninja:ninja-build c++:g++ patch:patch)
+# chromium: the web UI test; nginx: the replicas test; the SentencePiece
+# library for /usr/bin/python3: the tokenizer parity test (internal/spmref);
+# systemd-analyze: the unit file check.
+TEST_DEBS=(chromium:chromium nginx:nginx /usr/lib/python3/dist-packages/sentencepiece/__init__.py:python3-sentencepiece systemd-analyze:systemd)
+
+# install_debs installs the packages whose command is missing: as root, or
+# through passwordless sudo; otherwise it prints the one command to run and
+# stops.
+install_debs() {
+  local missing=() pair
+  for pair in "$@"; do
+    case "${pair%%:*}" in
+      /*) [ -e "${pair%%:*}" ] && continue;;
+      *) command -v "${pair%%:*}" >/dev/null && continue;;
+    esac
+    # nginx lives in /usr/sbin, which a non-root PATH may lack.
+    [ -x "/usr/sbin/${pair%%:*}" ] && continue
+    missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+  local sudo=()
+  if ! command -v apt-get >/dev/null; then
+    die "missing ${missing[*]} and no apt-get here: install them with this system's package manager"
+  elif [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      printf 'build.sh: missing Debian packages: %s\nrun this once (as root), then build.sh again:\n  sudo sh -c '\''%s'\''\n' "${missing[*]}" "$cmd" >&2
+      exit 1
+    fi
   fi
+  echo "build.sh: installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    || die "cannot install ${missing[*]}: apt-get update failed"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || die "cannot install ${missing[*]}: apt-get install failed"
+}
+
+need() {
+  command -v go >/dev/null || die "missing go (Go 1.26.8 or newer, https://go.dev/dl; Debian's golang package is older)"
+  install_debs "${BUILD_DEBS[@]}"
+  command -v ninja >/dev/null || command -v make >/dev/null || die "missing ninja or make"
+}
+
+# portable_options prints the llama.cpp options for a CPU target that is not
+# this machine. The pinned ggml selects CPU variants at run time only as
+# shared libraries (GGML_CPU_ALL_VARIANTS needs GGML_BACKEND_DL, which needs
+# BUILD_SHARED_LIBS), and aimind links ggml statically: so one build per
+# target.
+portable_options() {
+  local base="-DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DGGML_LLAMAFILE=ON -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_F16C=ON -DGGML_FMA=ON -DGGML_BMI2=ON -DGGML_AVX2=ON"
+  case "$1" in
+    x86-64-v3) echo "$base -DCMAKE_C_FLAGS=-march=x86-64-v3 -DCMAKE_CXX_FLAGS=-march=x86-64-v3";;
+    x86-64-v4) echo "$base -DGGML_AVX512=ON -DCMAKE_C_FLAGS=-march=x86-64-v4 -DCMAKE_CXX_FLAGS=-march=x86-64-v4";;
+    # x86-64-v4 and exactly ggml's AVX-512/AMX extensions (not -march=sapphirerapids, whose
+    # other extensions internal/cputarget would not check at start).
+    sapphirerapids) echo "$base -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON -DGGML_AMX_BF16=ON -DCMAKE_C_FLAGS=-march=x86-64-v4 -DCMAKE_CXX_FLAGS=-march=x86-64-v4";;
+    *) die "unknown CPU target '$1' (x86-64-v3, x86-64-v4, sapphirerapids)";;
+  esac
 }
 
 # cpu_features prints what the compiled code depends on: GGML_NATIVE compiles
@@ -45,9 +101,13 @@ build_llama() {
   [ -d "$dir" ] || die "module directory '$dir' is missing"
 
   local options="${AIMIND_LLAMA_OPTIONS:--DGGML_NATIVE=ON -DGGML_OPENMP=ON -DGGML_LLAMAFILE=ON}"
+  local host=""
+  [ -n "$CPU_TARGET" ] && options=$(portable_options "$CPU_TARGET")
+  # Only a native build depends on the host's instruction set.
+  [ -z "$CPU_TARGET" ] && host=$(cpu_features)
   local key
   key=$( {
-    echo "$OLLAMA_SUM"; echo "$options"; cpu_features; (c++ --version 2>/dev/null || g++ --version) | head -1
+    echo "$OLLAMA_SUM"; echo "$options"; printf %s "$host"; (c++ --version 2>/dev/null || g++ --version) | head -1
     cat third_party/CMakeLists.txt
     for p in third_party/patches/*.patch; do if [ -e "$p" ]; then echo "$p"; cat "$p"; fi; done
   } | sha256sum | cut -c1-16)
@@ -89,7 +149,10 @@ build_llama() {
   printf '// Code generated by build.sh; DO NOT EDIT.\n\npackage llama\n\n// #cgo CPPFLAGS: -DAIMIND_LLAMA_BUILD=%s\nimport "C"\n' "$key" > llama/zz_build_key.go
 }
 
+CPU_TARGET=""
+[ "${1:-}" = portable ] && CPU_TARGET="${2:-x86-64-v3}"
 need
+[ "${1:-}" = test ] && install_debs "${TEST_DEBS[@]}"
 build_llama
 mkdir -p bin
 case "${1:-build}" in
@@ -99,13 +162,26 @@ case "${1:-build}" in
     go build -o bin/synthgguf ./cmd/synthgguf
     echo "build.sh: built bin/aimind and bin/synthgguf"
     ;;
+  portable)
+    out="${3:-bin/aimind}"
+    go build -trimpath -ldflags "-X main.cpuTarget=$CPU_TARGET" -o "$out" ./cmd/aimind
+    echo "build.sh: built $out for $CPU_TARGET (third_party/out now links that build; ./build.sh relinks the native one)"
+    ;;
   test)
+    # The container recipe's test builds llama.cpp for x86-64-v3: compile it
+    # into the cache now, before the test packages run side by side, then
+    # link the native build back.
+    CPU_TARGET=x86-64-v3 build_llama
+    CPU_TARGET="" build_llama
     go build -o bin/aimind ./cmd/aimind
     go build -o bin/synthgguf ./cmd/synthgguf
     go vet ./...
     go test -count=1 -timeout 40m "${@:2}" ./...
     # The packages whose tests exercise goroutines, again under the race detector.
-    go test -race -count=1 -timeout 30m "${@:2}" ./engine ./server ./models ./auth ./store ./hub
+    go test -race -count=1 -timeout 30m "${@:2}" ./engine ./server ./models ./auth ./store ./hub ./deploy
+    # The Kubernetes manifests' test has its own module (kustomize and the
+    # k8s.io types stay out of aimind's dependencies).
+    (cd deploy/kubernetes && go vet ./... && go test -count=1 "${@:2}" ./...)
     ;;
-  *) die "unknown command '$1' (build, test, llama)";;
+  *) die "unknown command '$1' (build, test, llama, portable)";;
 esac

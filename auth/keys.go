@@ -48,6 +48,7 @@ type APIKey struct {
 type Keys struct {
 	st     *store.Store
 	static [][sha256.Size]byte // keys given with --api-key / AIMIND_API_KEY
+	file   *KeysFile           // keys shared by replicas (--keys-file); nil: none
 	now    func() time.Time
 
 	mu       sync.Mutex
@@ -64,6 +65,9 @@ func NewKeys(st *store.Store, static []string) *Keys {
 	}
 	return k
 }
+
+// UseFile accepts the keys in f too, beside the stored ones.
+func (k *Keys) UseFile(f *KeysFile) { k.file = f }
 
 var (
 	keyPattern  = regexp.MustCompile(`^` + KeyPrefix + `_([0-9a-f]{12})_([0-9a-f]{64})$`)
@@ -86,21 +90,12 @@ func randomHex(n int) string {
 // Create makes a key and returns its plaintext, which is never stored or
 // shown again.
 func (k *Keys) Create(name string, ttl time.Duration, models []string) (string, APIKey, error) {
-	if !namePattern.MatchString(name) {
-		return "", APIKey{}, fmt.Errorf("cannot create API key: name %q must be 1-64 letters, digits, spaces, '.', '_' or '-'", name)
+	plain, rec, err := NewKeyRecord(name, ttl, models, k.now())
+	if err != nil {
+		return "", APIKey{}, err
 	}
-	if ttl < 0 {
-		return "", APIKey{}, errors.New("cannot create API key: expiry must be in the future")
-	}
-	id := randomHex(6)
-	secret := randomHex(32) // 256 bits
-	plain := KeyPrefix + "_" + id + "_" + secret
-	rec := APIKey{ID: id, Name: name, Prefix: KeyPrefix + "_" + id + "_", Hash: hashKey(plain), Created: k.now().UTC(), Models: models}
-	if ttl > 0 {
-		exp := rec.Created.Add(ttl)
-		rec.Expires = &exp
-	}
-	err := k.st.Update(func(tx *store.Tx) error {
+	id := rec.ID
+	err = k.st.Update(func(tx *store.Tx) error {
 		var existing APIKey
 		if err := tx.Get("apikey/"+id, &existing); err == nil {
 			return errors.New("BUG: key id collision")
@@ -113,8 +108,18 @@ func (k *Keys) Create(name string, ttl time.Duration, models []string) (string, 
 	return plain, rec, nil
 }
 
-// List returns every stored key, oldest first.
+// List returns every stored key, oldest first, without hashes.
 func (k *Keys) List() ([]APIKey, error) {
+	out, err := k.Records()
+	for i := range out {
+		out[i].Hash = ""
+	}
+	return out, err
+}
+
+// Records returns every stored key with its hash (for a keys file), oldest
+// first.
+func (k *Keys) Records() ([]APIKey, error) {
 	var out []APIKey
 	err := k.st.View(func(tx *store.Tx) error {
 		return tx.Each("apikey/", func(_ string, decode func(any) error) error {
@@ -122,7 +127,6 @@ func (k *Keys) List() ([]APIKey, error) {
 			if err := decode(&a); err != nil {
 				return err
 			}
-			a.Hash = ""
 			out = append(out, a)
 			return nil
 		})
@@ -142,7 +146,7 @@ func (k *Keys) Revoke(id string) error {
 
 // Any reports whether any key (stored or given at start) exists.
 func (k *Keys) Any() bool {
-	if len(k.static) > 0 {
+	if len(k.static) > 0 || k.file != nil && k.file.Len() > 0 {
 		return true
 	}
 	found := false
@@ -188,8 +192,16 @@ func (k *Keys) Authenticate(key string) (*Principal, error) {
 		return nil, ErrMalformed
 	}
 	var rec APIKey
+	stored := true
 	if err := k.st.Get("apikey/"+m[1], &rec); errors.Is(err, store.ErrNotFound) {
-		return nil, ErrUnknown
+		var ok bool
+		if k.file != nil {
+			rec, ok = k.file.Get(m[1])
+		}
+		if !ok {
+			return nil, ErrUnknown
+		}
+		stored = false
 	} else if err != nil {
 		return nil, fmt.Errorf("cannot check API key: %w", err)
 	}
@@ -201,7 +213,9 @@ func (k *Keys) Authenticate(key string) (*Principal, error) {
 	if rec.Expires != nil && !now.Before(*rec.Expires) {
 		return nil, ErrExpired
 	}
-	k.touch(rec.ID, now)
+	if stored { // a keys file is read-only here: its keys keep no last use
+		k.touch(rec.ID, now)
+	}
 	return &Principal{ID: rec.ID, Models: rec.Models}, nil
 }
 

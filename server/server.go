@@ -279,6 +279,11 @@ func (s *Server) newLocal() *fasthttp.Server {
 	}
 }
 
+// Drain makes /ready answer 503 while every request is still served, so
+// that a balancer polling /ready moves traffic away before Shutdown closes
+// the listener.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // Shutdown stops accepting and waits for open requests; /ready answers 503
 // from the start of it.
 func (s *Server) Shutdown() error {

@@ -130,6 +130,7 @@ func keysCommand() *cli.Command {
 					&cli.StringFlag{Name: "name", Required: true},
 					&cli.StringFlag{Name: "expires", Usage: "e.g. 30d or 12h (default: never)"},
 					&cli.StringFlag{Name: "models", Usage: "comma-separated models the key may use (default: all)"},
+					&cli.StringFlag{Name: "to-file", Usage: "add the key's hash to this keys file (for serve --keys-file) instead of the store; one writer at a time"},
 				},
 				Action: func(c *cli.Context) error {
 					var models []string
@@ -141,6 +142,9 @@ func keysCommand() *cli.Command {
 					ttl, err := server.ParseExpiry(c.String("expires"))
 					if err != nil {
 						return err
+					}
+					if path := c.String("to-file"); path != "" {
+						return createInFile(path, c.String("name"), ttl, models)
 					}
 					kc, err := openKeys(dataDirOf(c))
 					if err != nil {
@@ -171,8 +175,11 @@ func keysCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list keys (never their secrets)",
-				Flags: []cli.Flag{dataDirFlag(nil)},
+				Flags: []cli.Flag{dataDirFlag(nil), &cli.StringFlag{Name: "file", Usage: "list the keys in this keys file instead of the store"}},
 				Action: func(c *cli.Context) error {
+					if path := c.String("file"); path != "" {
+						return listFile(path)
+					}
 					kc, err := openKeys(dataDirOf(c))
 					if err != nil {
 						return err
@@ -196,24 +203,37 @@ func keysCommand() *cli.Command {
 						}
 						rows = out.Data
 					}
-					w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "ID\tNAME\tPREFIX\tCREATED\tEXPIRES\tLAST USED\tMODELS")
-					for _, r := range rows {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.Prefix, r.Created.Format(time.RFC3339),
-							when(r.Expires, "never"), when(r.LastUsed, "-"), orAll(r.Models))
+					return printKeys(rows)
+				},
+			},
+			{
+				Name:  "export",
+				Usage: "copy the store's keys (their hashes) into a keys file for serve --keys-file; the server must be stopped",
+				Flags: []cli.Flag{dataDirFlag(nil), &cli.StringFlag{Name: "to-file", Required: true, Usage: "keys file to add them to (same ids are replaced)"}},
+				Action: func(c *cli.Context) error {
+					kc, err := openKeys(dataDirOf(c))
+					if err != nil {
+						return err
 					}
-					return w.Flush()
+					defer kc.Close()
+					if kc.keys == nil {
+						return errors.New("cannot export keys while the server runs (the API never hands out hashes): stop it, export, start it again")
+					}
+					return exportToFile(kc.keys, c.String("to-file"))
 				},
 			},
 			{
 				Name:      "revoke",
 				Usage:     "revoke a key by id; it stops working at once",
 				ArgsUsage: "ID",
-				Flags:     []cli.Flag{dataDirFlag(nil)},
+				Flags:     []cli.Flag{dataDirFlag(nil), &cli.StringFlag{Name: "from-file", Usage: "remove the key from this keys file instead of the store; replicas refuse it within a second"}},
 				Action: func(c *cli.Context) error {
 					id := c.Args().First()
 					if id == "" {
 						return errors.New("give the key id (aimind keys list shows it)")
+					}
+					if path := c.String("from-file"); path != "" {
+						return revokeInFile(path, id)
 					}
 					kc, err := openKeys(dataDirOf(c))
 					if err != nil {
@@ -235,6 +255,16 @@ func keysCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+func printKeys(rows []keyRow) error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tPREFIX\tCREATED\tEXPIRES\tLAST USED\tMODELS")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.Prefix, r.Created.Format(time.RFC3339),
+			when(r.Expires, "never"), when(r.LastUsed, "-"), orAll(r.Models))
+	}
+	return w.Flush()
 }
 
 func when(t *time.Time, none string) string {

@@ -12,6 +12,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// cpuTarget is the instruction set llama.cpp was compiled for: "native" (the
+// build machine's) or a portable target (`build.sh portable TARGET` sets it).
+var cpuTarget = "native"
+
 func main() {
 	app := &cli.App{
 		Name:  "aimind",
@@ -22,11 +26,13 @@ func main() {
 			keysCommand(),
 			adminCommand(),
 			checkCommand(),
+			pullCommand(),
+			healthCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
 				Action: func(c *cli.Context) error {
-					fmt.Printf("aimind %s (llama.cpp ec98e2002 via github.com/ollama/ollama v0.17.4)\n", version)
+					fmt.Printf("aimind %s (llama.cpp ec98e2002 via github.com/ollama/ollama v0.17.4, CPU target %s)\n", version, cpuTarget)
 					return nil
 				},
 			},

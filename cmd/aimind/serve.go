@@ -19,6 +19,7 @@ import (
 	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/internal/cputarget"
 	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
@@ -35,6 +36,9 @@ type serveConfig struct {
 	TrustedProxies    []string
 	MemoryBudget      int64
 	ShutdownTimeout   time.Duration
+	DrainDelay        time.Duration // SIGTERM: /ready fails this long before the listener closes
+	KeysFile          string        // shared hashed keys of all replicas
+	Offline           bool          // models only from the local cache, no network
 	Models            []string
 	Aliases           []string
 	Host              string
@@ -76,6 +80,9 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
 			&cli.DurationFlag{Name: "read-timeout", Value: server.DefaultReadTimeout, Usage: "time to receive a whole request", Destination: &cfg.Server.ReadTimeout},
+			&cli.DurationFlag{Name: "drain-delay", Usage: "on SIGTERM, answer /ready with 503 but keep serving this long before closing the listener (for balancers that poll /ready)", Destination: &cfg.DrainDelay, EnvVars: []string{"AIMIND_DRAIN_DELAY"}},
+			&cli.StringFlag{Name: "keys-file", Usage: "also accept the hashed API keys in this file (shared by replicas; reread when it changes; written by `aimind keys create --to-file`)", Destination: &cfg.KeysFile, EnvVars: []string{"AIMIND_KEYS_FILE"}},
+			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only (fill it with `aimind pull`)", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long SIGTERM waits for requests in flight", Destination: &cfg.ShutdownTimeout},
 			&cli.IntFlag{Name: "max-documents", Value: server.DefaultMaxDocuments, Usage: "documents per request", Destination: &cfg.Server.MaxDocuments},
 			&cli.IntFlag{Name: "max-body-bytes", Value: server.DefaultMaxBodyBytes, Usage: "request body limit", Destination: &cfg.Server.MaxBodyBytes},
@@ -122,6 +129,9 @@ func (c *serveConfig) validate() error {
 	if c.CacheBytes < 0 {
 		return errors.New("--cache-bytes must not be negative")
 	}
+	if c.DrainDelay < 0 {
+		return errors.New("--drain-delay must not be negative")
+	}
 	c.Engine.Cache = engine.NewScoreCache(c.CacheBytes)
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert-file and --tls-key-file go together")
@@ -158,8 +168,11 @@ func serve(cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
+	if err := cputarget.Check(cpuTarget); err != nil {
+		return err
+	}
 	llama.Init(log)
-	log.Info("aimind starting", "version", version, "system", llama.SystemInfo())
+	log.Info("aimind starting", "version", version, "cpu_target", cpuTarget, "system", llama.SystemInfo())
 
 	cfg.Engine.DerivedDir = filepath.Join(cfg.DataDir, "derived")
 	st, err := store.Open(cfg.DataDir, log)
@@ -168,6 +181,17 @@ func serve(cfg serveConfig) error {
 	}
 	defer st.Close()
 	cfg.Server.Keys = auth.NewKeys(st, cfg.APIKeys)
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	defer stopWatching()
+	if cfg.KeysFile != "" {
+		kf, err := auth.OpenKeysFile(cfg.KeysFile, log)
+		if err != nil {
+			return err
+		}
+		cfg.Server.Keys.UseFile(kf)
+		go kf.Watch(watchCtx, auth.KeysFileInterval)
+		log.Info("keys file", "path", cfg.KeysFile, "keys", kf.Len())
+	}
 	cfg.Server.NoAuth = cfg.NoAuth
 	cfg.Server.Admin = auth.NewAdmin(st, cfg.DataDir)
 	cfg.Server.TLS = cfg.TLSCert != ""
@@ -182,7 +206,7 @@ func serve(cfg serveConfig) error {
 		log.Warn("no API key exists yet: create one with `aimind keys create --name NAME` (or --api-key, or --no-auth)")
 	}
 
-	hubs, err := newHubs()
+	hubs, err := newHubs(cfg.Offline)
 	if err != nil {
 		return err
 	}
@@ -263,6 +287,9 @@ func serve(cfg serveConfig) error {
 		case s := <-sig:
 			log.Info("shutting down", "signal", s.String())
 			done = true
+			if s == syscall.SIGTERM && cfg.DrainDelay > 0 {
+				drain(log, srv, sig, cfg.DrainDelay)
+			}
 		}
 	}
 	shut := make(chan error, 1)
@@ -275,10 +302,23 @@ func serve(cfg serveConfig) error {
 	return runErr
 }
 
+// drain fails /ready and keeps serving for delay (or until a second
+// signal), so that a balancer polling /ready stops sending before the
+// listener closes.
+func drain(log *slog.Logger, srv *server.Server, sig <-chan os.Signal, delay time.Duration) {
+	srv.Drain()
+	log.Info("draining: /ready answers 503, requests are still served", "drain_delay", delay.String())
+	select {
+	case <-time.After(delay):
+	case s := <-sig:
+		log.Info("drain cut short", "signal", s.String())
+	}
+}
+
 // newHubs configures the hub clients from the environment: HF_ENDPOINT,
 // HF_TOKEN, HF_HUB_CACHE/HF_HOME; MODELSCOPE_DOMAIN, MODELSCOPE_API_TOKEN,
-// MODELSCOPE_CACHE.
-func newHubs() (map[hub.Source]hub.Hub, error) {
+// MODELSCOPE_CACHE. Offline, they answer from the cache only.
+func newHubs(offline bool) (map[hub.Source]hub.Hub, error) {
 	endpoint := os.Getenv("HF_ENDPOINT")
 	if endpoint == "" {
 		endpoint = hub.DefaultHFEndpoint
@@ -295,6 +335,9 @@ func newHubs() (map[hub.Source]hub.Hub, error) {
 	ms, err := hub.NewModelScope(hub.ModelScopeEndpoint(), os.Getenv("MODELSCOPE_API_TOKEN"), msCache, nil)
 	if err != nil {
 		return nil, fmt.Errorf("MODELSCOPE_DOMAIN: %w", err)
+	}
+	if offline {
+		return map[hub.Source]hub.Hub{hub.HuggingFace: hub.Offline(hf), hub.ModelScope: hub.Offline(ms)}, nil
 	}
 	return map[hub.Source]hub.Hub{hub.HuggingFace: hf, hub.ModelScope: ms}, nil
 }

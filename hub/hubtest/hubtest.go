@@ -60,11 +60,14 @@ func New(repos ...*Repo) *Hub {
 	}
 	h.cdn = httptest.NewUnstartedServer(http.HandlerFunc(h.serveCDN))
 	h.cdn.Start()
-	h.api = httptest.NewServer(http.HandlerFunc(h.serveAPI))
-	h.URL = h.api.URL
-	// The CDN is reached by another host name than the API.
+	// The CDN is reached by another host name than the API. Both URLs are
+	// set before the API serves: its handler reads CDNURL, and a client in
+	// another process gives the race detector no ordering to see.
 	_, port, _ := net.SplitHostPort(h.cdn.Listener.Addr().String())
 	h.CDNURL = "http://localhost:" + port
+	h.api = httptest.NewUnstartedServer(http.HandlerFunc(h.serveAPI))
+	h.URL = "http://" + h.api.Listener.Addr().String()
+	h.api.Start()
 	return h
 }
 
