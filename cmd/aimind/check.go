@@ -26,6 +26,7 @@ type checkConfig struct {
 	Scores    string  // what the golden file's scores are: logit or sigmoid
 	MaxDiff   float64 // fail when the worst difference is above it (0: report only)
 	SelfCheck string
+	Offline   bool // hub models from the local cache only
 	Engine    engine.Options
 }
 
@@ -46,6 +47,7 @@ model suspect or the worst difference is above --max-diff.`,
 			&cli.StringFlag{Name: "golden", Usage: "JSON-lines file of query, document and expected score", Destination: &cfg.Golden},
 			&cli.StringFlag{Name: "scores", Value: "logit", Usage: "what the golden scores are: logit (raw) or sigmoid", Destination: &cfg.Scores},
 			&cli.Float64Flag{Name: "max-diff", Usage: "fail when a golden score is further off than this (0: report only)", Destination: &cfg.MaxDiff},
+			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
 			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "run the built-in known-answer checks: on or off", Destination: &cfg.SelfCheck},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (0: all CPUs)", Destination: &cfg.Engine.Threads},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens", Destination: &cfg.Engine.Ctx},
@@ -83,7 +85,7 @@ func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) err
 	cfg.Engine.DerivedDir = filepath.Join(cfg.DataDir, "derived")
 	cfg.Engine.BatchTokens = engine.DefaultBatchTokens
 	cfg.Engine.MaxQueueTokens = engine.DefaultMaxQueueTokens
-	hubs, err := newHubs()
+	hubs, err := newHubs(cfg.Offline)
 	if err != nil {
 		return err
 	}
