@@ -116,4 +116,3 @@ func healthCommand() *cli.Command {
 		},
 	}
 }
-
