@@ -78,6 +78,9 @@ type Options struct {
 	// NoExtraBuffers keeps weights out of ggml's repacked buffer types (the
 	// AMX tiles): the stock CPU kernels run them.
 	NoExtraBuffers bool
+	// GPULayers is how many layers a GPU build offloads: -1 (the default
+	// through serve) all of them, 0 none. A CPU-only build ignores it.
+	GPULayers int
 	// OnBatch, when set, is told about every encoder call.
 	OnBatch func(pairs, tokens int, d time.Duration)
 }
@@ -167,7 +170,11 @@ func Open(path string, o Options) (*Model, error) {
 			load, bf16 = path, false
 		}
 	}
-	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers})
+	gpuLayers := o.GPULayers
+	if gpuLayers < 0 {
+		gpuLayers = 1 << 16 // llama.cpp caps it at the model's layers
+	}
+	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers, GPULayers: gpuLayers})
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,8 @@ type checkConfig struct {
 	Golden    string
 	Scores    string  // what the golden file's scores are: logit or sigmoid
 	MaxDiff   float64 // fail when the worst difference is above it (0: report only)
+	MaxRel    float64 // fail when a difference is above MaxRel*|expected| + MaxRel
+	Write     string  // write each golden line with this model's raw score
 	SelfCheck string
 	Offline   bool // hub models from the local cache only
 	Engine    engine.Options
@@ -47,9 +49,12 @@ model suspect or the worst difference is above --max-diff.`,
 			&cli.StringFlag{Name: "golden", Usage: "JSON-lines file of query, document and expected score", Destination: &cfg.Golden},
 			&cli.StringFlag{Name: "scores", Value: "logit", Usage: "what the golden scores are: logit (raw) or sigmoid", Destination: &cfg.Scores},
 			&cli.Float64Flag{Name: "max-diff", Usage: "fail when a golden score is further off than this (0: report only)", Destination: &cfg.MaxDiff},
+			&cli.Float64Flag{Name: "max-rel-diff", Usage: "fail when a golden score is off by more than this times |expected| plus this (0: report only)", Destination: &cfg.MaxRel},
+			&cli.StringFlag{Name: "write-scores", Usage: "write the golden lines again with this model's raw scores to this file (lines may then lack a score), e.g. to compare a GPU with the CPU", Destination: &cfg.Write},
 			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
 			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "run the built-in known-answer checks: on or off", Destination: &cfg.SelfCheck},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads (0: all CPUs)", Destination: &cfg.Engine.Threads},
+			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers a GPU build offloads (-1: all, 0: none)", Destination: &cfg.Engine.GPULayers},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention, as serve", Destination: &cfg.Engine.FlashAttn},
 		},
@@ -73,7 +78,7 @@ func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) err
 	var golden []goldenLine
 	if cfg.Golden != "" {
 		var err error
-		if golden, err = readGolden(cfg.Golden); err != nil {
+		if golden, err = readGolden(cfg.Golden, cfg.Write != ""); err != nil {
 			return err
 		}
 	}
@@ -132,13 +137,24 @@ func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) err
 		}
 	}
 	if golden != nil {
-		rep, err := compareGolden(ctx, m, golden, cfg.Scores == "sigmoid")
+		rep, err := compareGolden(ctx, m, golden, cfg.Scores == "sigmoid", cfg.MaxRel)
 		if err != nil {
 			return err
 		}
-		rep.print(out, cfg.Golden, cfg.Scores)
+		if rep.n > 0 {
+			rep.print(out, cfg.Golden, cfg.Scores)
+		}
 		if cfg.MaxDiff > 0 && rep.worst > cfg.MaxDiff {
 			failures = append(failures, fmt.Sprintf("the worst golden difference %.4g is above --max-diff %g", rep.worst, cfg.MaxDiff))
+		}
+		if rep.relOver > 0 {
+			failures = append(failures, fmt.Sprintf("%d golden scores differ by more than --max-rel-diff %g (relative, with the same absolute floor)", rep.relOver, cfg.MaxRel))
+		}
+		if cfg.Write != "" {
+			if err := writeScores(cfg.Write, golden, rep.got); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "wrote %d raw scores to %s\n", len(golden), cfg.Write)
 		}
 	}
 	if len(failures) > 0 {
@@ -155,7 +171,7 @@ type goldenLine struct {
 	line     int
 }
 
-func readGolden(path string) ([]goldenLine, error) {
+func readGolden(path string, scoresOptional bool) ([]goldenLine, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the golden file: %w", err)
@@ -175,7 +191,7 @@ func readGolden(path string) ([]goldenLine, error) {
 		if err := dec.Decode(&g); err != nil {
 			return nil, fmt.Errorf("%s:%d: not a {query, document, score} line: %w", path, n, err)
 		}
-		if g.Score == nil || math.IsNaN(*g.Score) || g.Query == "" || g.Document == "" {
+		if (g.Score == nil && !scoresOptional) || (g.Score != nil && math.IsNaN(*g.Score)) || g.Query == "" || g.Document == "" {
 			return nil, fmt.Errorf("%s:%d: a line needs a query, a document and a numeric score", path, n)
 		}
 		g.line = n
@@ -191,6 +207,8 @@ func readGolden(path string) ([]goldenLine, error) {
 }
 
 type goldenReport struct {
+	got              []float64 // raw scores, by line
+	relOver          int       // lines past --max-rel-diff
 	n, queries       int
 	worst, sum       float64
 	worstLine        goldenLine
@@ -200,7 +218,7 @@ type goldenReport struct {
 
 // compareGolden scores the golden lines, each query's documents in one
 // request, and compares them with the expected scores.
-func compareGolden(ctx context.Context, m *engine.Model, lines []goldenLine, sigmoid bool) (*goldenReport, error) {
+func compareGolden(ctx context.Context, m *engine.Model, lines []goldenLine, sigmoid bool, maxRel float64) (*goldenReport, error) {
 	byQuery := map[string][]int{}
 	var order []string
 	for i, g := range lines {
@@ -209,7 +227,7 @@ func compareGolden(ctx context.Context, m *engine.Model, lines []goldenLine, sig
 		}
 		byQuery[g.Query] = append(byQuery[g.Query], i)
 	}
-	rep := &goldenReport{n: len(lines), queries: len(order)}
+	rep := &goldenReport{queries: len(order), got: make([]float64, len(lines))}
 	for _, q := range order {
 		idx := byQuery[q]
 		docs := make([]string, len(idx))
@@ -221,16 +239,27 @@ func compareGolden(ctx context.Context, m *engine.Model, lines []goldenLine, sig
 			return nil, fmt.Errorf("cannot score golden line %d: %w", lines[idx[0]].line, err)
 		}
 		for j, i := range idx {
+			rep.got[i] = res.Scores[j]
+			if lines[i].Score == nil {
+				continue
+			}
+			rep.n++
 			got := res.Scores[j]
 			if sigmoid {
 				got = 1 / (1 + math.Exp(-got))
 			}
 			d := math.Abs(got - *lines[i].Score)
+			if maxRel > 0 && d > maxRel*math.Abs(*lines[i].Score)+maxRel {
+				rep.relOver++
+			}
 			rep.sum += d
 			if d > rep.worst || rep.worstLine.line == 0 {
 				rep.worst, rep.worstLine, rep.worstGot = d, lines[i], got
 			}
 			for k := 0; k < j; k++ {
+				if lines[idx[k]].Score == nil {
+					continue
+				}
 				want := *lines[idx[k]].Score - *lines[i].Score
 				if want == 0 {
 					continue
@@ -252,6 +281,27 @@ func (r *goldenReport) print(out io.Writer, path, kind string) {
 	if r.pairCount > 0 {
 		fmt.Fprintf(out, "  document pairs of one query ordered as expected: %d of %d\n", r.agree, r.pairCount)
 	}
+}
+
+// writeScores writes the golden lines with the raw scores got, atomically.
+func writeScores(path string, lines []goldenLine, got []float64) error {
+	var b strings.Builder
+	for i, g := range lines {
+		line, err := json.Marshal(map[string]any{"query": g.Query, "document": g.Document, "score": got[i]})
+		if err != nil {
+			return err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("cannot write the scores: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("cannot write the scores: %w", err)
+	}
+	return nil
 }
 
 func excerpt(s string) string {

@@ -17,6 +17,12 @@ var version = "dev"
 var cpuTarget = "native"
 
 func main() {
+	os.Exit(run(os.Args))
+}
+
+// run is the whole command line; main and the C entry point of the GPU
+// build (carchive.go) call it.
+func run(args []string) int {
 	app := &cli.App{
 		Name:  "aimind",
 		Usage: "serve cross-encoder reranker models (GGUF, llama.cpp in-process)",
@@ -38,8 +44,9 @@ func main() {
 			},
 		},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(args); err != nil {
 		fmt.Fprintln(os.Stderr, "aimind:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

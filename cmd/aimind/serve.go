@@ -70,6 +70,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Destination: &cfg.Host, EnvVars: []string{"AIMIND_HOST"}},
 			&cli.IntFlag{Name: "port", Value: 8080, Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads per model (0: all CPUs)", Destination: &cfg.Engine.Threads},
+			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers a GPU build offloads (-1: all, 0: none; a CPU build ignores it)", Destination: &cfg.Engine.GPULayers},
 			&cli.IntFlag{Name: "batch-tokens", Value: engine.DefaultBatchTokens, Usage: "token budget of one encoder call", Destination: &cfg.Engine.BatchTokens},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
@@ -350,7 +351,7 @@ func modelRequests(specs, aliases []string) ([]models.Request, error) {
 	var out []models.Request
 	for i, x := range specs {
 		var r models.Request
-		if st, err := os.Stat(x); (err == nil && !st.IsDir()) || strings.HasSuffix(strings.ToLower(x), ".gguf") && !strings.Contains(x, ":") && strings.Count(x, "/") != 2 {
+		if st, err := os.Stat(x); (err == nil && !st.IsDir()) || strings.HasPrefix(x, "/") || strings.HasPrefix(x, "./") || strings.HasPrefix(x, "../") || strings.HasSuffix(strings.ToLower(x), ".gguf") && !strings.Contains(x, ":") && strings.Count(x, "/") != 2 {
 			r = models.Request{Source: hub.Local, Path: x, Name: models.NameFromFile(x)}
 		} else {
 			sp, err := hub.ParseSpec(x)
