@@ -183,5 +183,35 @@ case "${1:-build}" in
     # k8s.io types stay out of aimind's dependencies).
     (cd deploy/kubernetes && go vet ./... && go test -count=1 "${@:2}" ./...)
     ;;
-  *) die "unknown command '$1' (build, test, llama, portable)";;
+  gpu-bundle)
+    # What the GPU machine needs to build and check aimind with CUDA, with
+    # no Go toolchain and no network there (deploy/gpu/README.md): aimind as
+    # a C archive, the pinned and patched llama.cpp source, our recipe, the
+    # synthetic-model writer and the load client.
+    out="${2:-bin/gpu-bundle}"
+    rm -rf "$out" && mkdir -p "$out" && out=$(cd "$out" && pwd)
+    go build -buildmode=c-archive -tags aimind_carchive -trimpath -ldflags "-s -w" -o "$out/libaimind.a" ./cmd/aimind
+    CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$out/synthgguf" ./cmd/synthgguf
+    [ -d ../shared/bench/rerankload ] || die "gpu-bundle wants ../shared/bench/rerankload (the load client) beside the clone"
+    (cd ../shared/bench/rerankload && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/rerankload" .)
+    json=$(go mod download -json "$OLLAMA_MOD@$OLLAMA_VERSION")
+    dir=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    src=$(mktemp -d)
+    mkdir -p "$src/src/llama" "$src/src/ml/backend/ggml"
+    cp -r "$dir/llama/llama.cpp" "$src/src/llama/"
+    cp -r "$dir/ml/backend/ggml/ggml" "$src/src/ml/backend/ggml/"
+    chmod -R u+w "$src/src"
+    for p in third_party/patches/*.patch; do
+      [ -e "$p" ] && { patch -d "$src/src" -p1 --quiet < "$p" || die "patch $p does not apply"; }
+    done
+    rm -rf "$src/src/ml/backend/ggml/ggml/src/ggml-metal" "$src/src/ml/backend/ggml/ggml/src/ggml-vulkan" "$src/src/ml/backend/ggml/ggml/src/ggml-hip"
+    tar -C "$src" -cJf "$out/llama-src.tar.xz" src
+    rm -rf "$src"
+    cp third_party/CMakeLists.txt "$out/"
+    cp deploy/gpu/main.c deploy/gpu/run.sh "$out/"
+    xz -T0 -6 "$out/libaimind.a"
+    du -sh "$out"
+    echo "build.sh: GPU bundle in $out (run $out/run.sh on the GPU machine)"
+    ;;
+  *) die "unknown command '$1' (build, test, llama, portable, gpu-bundle)";;
 esac

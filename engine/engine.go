@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +43,9 @@ var (
 const (
 	DefaultCtx         = 512 // FlagEmbedding's max_length for bge rerankers
 	DefaultBatchTokens = 512 // fastest measured on 2-core Xeon, flash attention on
+	// DefaultGPUBatchTokens is the budget when a GPU build offloaded the
+	// model and none was given (not yet measured on a GPU).
+	DefaultGPUBatchTokens = 8192
 )
 
 // Options configure a loaded model.
@@ -134,6 +139,7 @@ type Model struct {
 	digest [32]byte
 	closed error // why the model closed; written before quit closes
 	kernel string
+	device string
 
 	maxQueued int
 	queued    atomic.Int64  // tokens admitted and not yet answered or dropped
@@ -185,6 +191,7 @@ func Open(path string, o Options) (*Model, error) {
 	}
 	m.digest = digest
 	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU())
+	m.device = devicePlace(llm.Buffers)
 	return m, nil
 }
 
@@ -285,6 +292,25 @@ func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llam
 // /v1/models and /metrics).
 func (m *Model) Kernel() string { return m.kernel }
 
+// Device says where the weights are: "CPU", or the GPU buffers (for example
+// "CUDA0: 1084 MiB of weights") when a GPU build offloaded layers.
+func (m *Model) Device() string { return m.device }
+
+// devicePlace names the non-CPU weight buffers from llama.cpp's load report.
+func devicePlace(buffers map[string]float64) string {
+	var gpu []string
+	for _, name := range slices.Sorted(maps.Keys(buffers)) {
+		if strings.HasPrefix(name, "CPU") || name == "AMX" {
+			continue
+		}
+		gpu = append(gpu, fmt.Sprintf("%s: %.0f MiB of weights", name, buffers[name]))
+	}
+	if len(gpu) == 0 {
+		return "CPU"
+	}
+	return strings.Join(gpu, ", ")
+}
+
 // fileDigest decodes a known hex SHA-256 or computes the file's.
 func fileDigest(path, known string) ([32]byte, error) {
 	var d [32]byte
@@ -323,6 +349,11 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 	budget := o.BatchTokens
 	if budget <= 0 {
 		budget = DefaultBatchTokens
+		if devicePlace(llm.Buffers) != "CPU" {
+			// A GPU wants large calls: up to 256 pairs (llama.cpp's
+			// sequence limit) of a reranker's typical length.
+			budget = DefaultGPUBatchTokens
+		}
 	}
 	threads := o.Threads
 	if threads <= 0 {

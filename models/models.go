@@ -446,7 +446,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 	m.persist(e)
 	m.mu.Unlock()
 	m.log.Info("model running", "model", rec.Name, "path", path, "architecture", facts.Architecture,
-		"file_type", facts.FileType, "kernel", model.Kernel(), "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
+		"file_type", facts.FileType, "kernel", model.Kernel(), "device", model.Device(), "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
 		"memory_estimate_mib", est>>20, "load_seconds", time.Since(start).Seconds())
 }
 

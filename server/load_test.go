@@ -280,6 +280,7 @@ func TestMetricsReadyAndRequestID(t *testing.T) {
 		`aimind_models{state="running"} 1`,
 		`aimind_model_kernel{model="m",kernel="`,
 		`aimind_model_suspect{model="m"} 1`,
+		`aimind_model_device{model="m",device="CPU"} 1`,
 		`aimind_scoring_requests_in_flight 0`,
 		`aimind_score_cache_hits_total`,
 		`aimind_score_cache_max_bytes`,

@@ -56,6 +56,7 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 			q := float64(m.QueuedTokens())
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_queue_tokens{model=%q}`, r.Name), nil).Set(q)
 			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_model_kernel{model=%q,kernel=%q}`, r.Name, m.Kernel()), nil).Set(1)
+			metrics.GetOrCreateGauge(fmt.Sprintf(`aimind_model_device{model=%q,device=%q}`, r.Name, m.Device()), nil).Set(1)
 			if c := r.SelfCheck; c != nil {
 				suspect := 0.0
 				if c.Status == selfcheck.Suspect {

@@ -314,6 +314,7 @@ type modelCard struct {
 	MaxPairTokens int                `json:"max_pair_tokens,omitempty"`
 	PairLayout    string             `json:"pair_layout,omitempty"`
 	Kernel        string             `json:"kernel,omitempty"`
+	Device        string             `json:"device,omitempty"` // "CPU" or the GPU buffers of a GPU build
 	Progress      *models.Progress   `json:"progress,omitempty"`
 	Score         string             `json:"score"`
 	Warnings      []string           `json:"warnings,omitempty"`
@@ -336,6 +337,7 @@ func (s *Server) card(r models.Record) modelCard {
 		c.MaxPairTokens = m.MaxPairTokens()
 		c.PairLayout = string(m.Layout().Kind)
 		c.Kernel = m.Kernel()
+		c.Device = m.Device()
 	}
 	return c
 }

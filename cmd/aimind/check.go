@@ -88,7 +88,6 @@ func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) err
 	}
 	llama.Init(log)
 	cfg.Engine.DerivedDir = filepath.Join(cfg.DataDir, "derived")
-	cfg.Engine.BatchTokens = engine.DefaultBatchTokens
 	cfg.Engine.MaxQueueTokens = engine.DefaultMaxQueueTokens
 	hubs, err := newHubs(cfg.Offline)
 	if err != nil {

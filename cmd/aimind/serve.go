@@ -71,7 +71,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "port", Value: 8080, Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads per model (0: all CPUs)", Destination: &cfg.Engine.Threads},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers a GPU build offloads (-1: all, 0: none; a CPU build ignores it)", Destination: &cfg.Engine.GPULayers},
-			&cli.IntFlag{Name: "batch-tokens", Value: engine.DefaultBatchTokens, Usage: "token budget of one encoder call", Destination: &cfg.Engine.BatchTokens},
+			&cli.IntFlag{Name: "batch-tokens", Usage: "token budget of one encoder call (0: 512 on the CPU, 8192 on a GPU)", Destination: &cfg.Engine.BatchTokens},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
 			&cli.StringFlag{Name: "f16-as-bf16", Value: "auto", Usage: "compute F16 files as BF16 where the CPU has AVX512-BF16: auto (with flash attention), on, off; the copy goes to <data-dir>/derived", Destination: &cfg.Engine.F16AsBF16},
@@ -112,8 +112,8 @@ func (c *serveConfig) validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("--port %d is out of range", c.Port)
 	}
-	if c.Engine.BatchTokens < 1 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
-		return errors.New("--batch-tokens must be positive, --ctx at least 8 and --threads not negative")
+	if c.Engine.BatchTokens < 0 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
+		return errors.New("--batch-tokens must not be negative, --ctx at least 8 and --threads not negative")
 	}
 	for flag, v := range map[string]string{"f16-as-bf16": c.Engine.F16AsBF16, "q8-as-bf16": c.Engine.Q8AsBF16} {
 		switch v {
