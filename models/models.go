@@ -79,6 +79,9 @@ type Record struct {
 	// SelfCheck is the outcome of the known-answer check run at each load
 	// (nil before the first).
 	SelfCheck *selfcheck.Outcome `json:"self_check,omitempty"`
+	// Device is where the loaded weights are: "CPU", or a GPU build's
+	// device buffers.
+	Device string `json:"device,omitempty"`
 	// LoadStarted is stored (synced) before llama.cpp loads the file and
 	// cleared when the load returns: found set at startup, the process died
 	// while loading, and the model is not started again automatically.
@@ -442,6 +445,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 	e.model, e.reserved = model, 0 // counted through the model from now on
 	e.rec.Status, e.rec.Error, e.rec.Progress = StateRunning, "", nil
 	e.rec.SelfCheck = check
+	e.rec.Device = model.Device()
 	e.rec.Updated = time.Now().UTC()
 	m.persist(e)
 	m.mu.Unlock()

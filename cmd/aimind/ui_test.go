@@ -578,6 +578,10 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if cell != "suspect|Self-check: scores differ from the reference by 0.4|running checked|running|running|312" {
 			t.Fatalf("self-check rendering: %q", cell)
 		}
+		// Where each running model's weights are: the CPU in this build.
+		if d := evalJS[string](t, ctx, "device", `document.querySelector('tr[data-model="local-model-with-a-long-name-for-the-table"] td[data-label="Memory"] .sub').textContent`); d != "CPU" {
+			t.Fatalf("the Memory column names the device %q", d)
+		}
 	})
 
 	step("6 phone width", func(t *testing.T) {

@@ -221,7 +221,8 @@ function updateRow(row, m) {
   setCell(row, "file", file + "\n" + quant, () => [file || "-", el("span", { class: "sub" }, quant)]);
   setCell(row, "size", String(m.size || 0), () => [fmtBytes(m.size)]);
   setCell(row, "status", JSON.stringify([m.status, m.progress, m.error, m.self_check]), () => statusParts(m));
-  setCell(row, "memory", mem, () => [mem]);
+  const device = m.status === "running" ? (m.device || "") : "";
+  setCell(row, "memory", mem + "\n" + device, () => device ? [mem, el("span", { class: "sub" }, device)] : [mem]);
   const [action, label] = primaryAction(m);
   if (row.primary.dataset.action !== action || row.primary.textContent !== label) {
     row.primary.dataset.action = action;
