@@ -86,6 +86,9 @@ type Options struct {
 	// GPULayers is how many layers a GPU build offloads: -1 (the default
 	// through serve) all of them, 0 none. A CPU-only build ignores it.
 	GPULayers int
+	// Device names the GPU ("CUDA0") offloaded layers go to; "" lets
+	// llama.cpp use every GPU. llama.Devices lists them.
+	Device string
 	// OnBatch, when set, is told about every encoder call.
 	OnBatch func(pairs, tokens int, d time.Duration)
 }
@@ -180,7 +183,7 @@ func Open(path string, o Options) (*Model, error) {
 	if gpuLayers < 0 {
 		gpuLayers = 1 << 16 // llama.cpp caps it at the model's layers
 	}
-	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers, GPULayers: gpuLayers})
+	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers, GPULayers: gpuLayers, Device: o.Device})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 #include "binding.h"
 
+#include <cstdio>
 #include <cstring>
+#include "ggml-backend.h"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -33,9 +35,38 @@ extern "C" void aimind_log_install(void) {
     llama_log_set(aimind_log_cb, nullptr);
 }
 
-extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts) {
+extern "C" int32_t aimind_device_count(void) {
+    return (int32_t) ggml_backend_dev_count();
+}
+
+extern "C" int32_t aimind_device(int32_t i, char * name, int32_t name_len, char * desc, int32_t desc_len,
+                                 uint64_t * mem_free, uint64_t * mem_total) {
+    if (i < 0 || (size_t) i >= ggml_backend_dev_count() || name_len < 1 || desc_len < 1) {
+        return -1;
+    }
+    ggml_backend_dev_t d = ggml_backend_dev_get(i);
+    snprintf(name, name_len, "%s", ggml_backend_dev_name(d));
+    snprintf(desc, desc_len, "%s", ggml_backend_dev_description(d));
+    size_t f = 0, t = 0;
+    ggml_backend_dev_memory(d, &f, &t);
+    *mem_free = f;
+    *mem_total = t;
+    return (int32_t) ggml_backend_dev_type(d);
+}
+
+extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts,
+                                                  const char * device) {
     try {
         llama_model_params p = llama_model_default_params();
+        // The device was checked in Go against aimind_device's list.
+        ggml_backend_dev_t devs[2] = {nullptr, nullptr};
+        if (device != nullptr && device[0] != '\0') {
+            devs[0] = ggml_backend_dev_by_name(device);
+            if (devs[0] == nullptr) {
+                return nullptr;
+            }
+            p.devices = devs;
+        }
         p.vocab_only   = vocab_only;
         p.n_gpu_layers = n_gpu_layers;
         // Weights are read into memory, not mapped: a file truncated or

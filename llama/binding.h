@@ -11,7 +11,15 @@ extern "C" {
 
 void aimind_log_install(void);
 void aimind_allocator_init(void);
-struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts);
+// device: a ggml backend device name ("CUDA0") the offloaded layers go to,
+// or NULL/"" for llama.cpp's choice.
+struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts, const char * device);
+// aimind_device_count and aimind_device describe ggml's backend devices:
+// name and description copied into the buffers, the type returned
+// (0 CPU, 1 GPU, 2 integrated GPU, 3 accelerator; -1 for no such index).
+int32_t aimind_device_count(void);
+int32_t aimind_device(int32_t i, char * name, int32_t name_len, char * desc, int32_t desc_len,
+                      uint64_t * mem_free, uint64_t * mem_total);
 struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
                                           int32_t n_threads, bool flash_attn);
 int32_t aimind_tokenize(const struct llama_vocab * vocab, const char * text, int32_t len,

@@ -217,3 +217,21 @@ func TestPatch0001KeepsFirstTokenOutputs(t *testing.T) {
 		t.Fatalf("no report of the first-token outputs (patch 0001 not applied?); llama.cpp said:\n%s", strings.Join(h.msgs, "\n"))
 	}
 }
+
+// TestDevices: the CPU is always a device; a device the build does not have
+// is refused in Go, naming the ones it has, before llama.cpp sees the file.
+func TestDevices(t *testing.T) {
+	devs := llama.Devices()
+	cpu := false
+	for _, d := range devs {
+		cpu = cpu || d.Type == "CPU"
+	}
+	if !cpu {
+		t.Fatalf("no CPU device in %+v", devs)
+	}
+	_, err := llama.LoadModel(testutil.MustModel(t, synth.Tiny()), llama.ModelParams{Device: "CUDA7", GPULayers: 99})
+	if !errors.Is(err, llama.ErrLoad) || !strings.Contains(err.Error(), `no device named "CUDA7"`) || !strings.Contains(err.Error(), devs[0].Name) {
+		t.Fatalf("unknown device: %v", err)
+	}
+	t.Logf("devices: %+v", devs)
+}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -50,9 +51,46 @@ func (v VocabType) String() string {
 type ModelParams struct {
 	VocabOnly bool // load the tokenizer only
 	GPULayers int  // layers to offload; 0 keeps everything on the CPU
+	// Device names the ggml device ("CUDA0") the offloaded layers go to;
+	// "" lets llama.cpp spread them over every GPU. See Devices.
+	Device string
 	// NoExtraBuffers keeps weights out of ggml's repacking buffer types
 	// (AMX tiles and the like): the plain CPU kernels run them.
 	NoExtraBuffers bool
+}
+
+// Device is one of ggml's backend devices in this build.
+type Device struct {
+	Name, Description string
+	Type              string // "CPU", "GPU", "iGPU" or "accelerator"
+	FreeBytes         uint64
+	TotalBytes        uint64
+}
+
+// Devices lists the devices this build of ggml can run on: the CPU, and in
+// a GPU build each GPU it found.
+func Devices() []Device {
+	Init(nil)
+	var out []Device
+	name := make([]byte, 128)
+	desc := make([]byte, 256)
+	for i := C.int32_t(0); i < C.aimind_device_count(); i++ {
+		var free, total C.uint64_t
+		t := C.aimind_device(i, (*C.char)(unsafe.Pointer(&name[0])), C.int32_t(len(name)),
+			(*C.char)(unsafe.Pointer(&desc[0])), C.int32_t(len(desc)), &free, &total)
+		if t < 0 {
+			continue
+		}
+		types := []string{"CPU", "GPU", "iGPU", "accelerator"}
+		typ := "unknown"
+		if int(t) < len(types) {
+			typ = types[t]
+		}
+		out = append(out, Device{Name: C.GoString((*C.char)(unsafe.Pointer(&name[0]))),
+			Description: C.GoString((*C.char)(unsafe.Pointer(&desc[0]))), Type: typ,
+			FreeBytes: uint64(free), TotalBytes: uint64(total)})
+	}
+	return out
 }
 
 // Model is a loaded GGUF model. Its methods are safe for concurrent use
@@ -77,15 +115,28 @@ var loadMu sync.Mutex // serialises loads so the captured error line is ours
 // first: llama.cpp trusts much of what a file says.
 func LoadModel(path string, p ModelParams) (*Model, error) {
 	Init(nil)
+	if p.Device != "" {
+		var names []string
+		found := false
+		for _, d := range Devices() {
+			names = append(names, d.Name)
+			found = found || d.Name == p.Device
+		}
+		if !found {
+			return nil, fmt.Errorf("%w %q: no device named %q (this build has: %s)", ErrLoad, path, p.Device, strings.Join(names, ", "))
+		}
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	cdev := C.CString(p.Device)
+	defer C.free(unsafe.Pointer(cdev))
 	loadMu.Lock()
 	takeLastError()
 	var lines []string
 	logMu.Lock()
 	capture = &lines
 	logMu.Unlock()
-	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers), C.bool(!p.NoExtraBuffers))
+	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers), C.bool(!p.NoExtraBuffers), cdev)
 	logMu.Lock()
 	capture = nil
 	logMu.Unlock()

@@ -71,6 +71,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "port", Value: 8080, Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads per model (0: all CPUs)", Destination: &cfg.Engine.Threads},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers a GPU build offloads (-1: all, 0: none; a CPU build ignores it)", Destination: &cfg.Engine.GPULayers},
+			&cli.StringFlag{Name: "device", Usage: "the GPU offloaded layers go to, by ggml's name (CUDA0; the startup log lists them); default: every GPU", Destination: &cfg.Engine.Device},
 			&cli.IntFlag{Name: "batch-tokens", Usage: "token budget of one encoder call (0: 512 on the CPU, 8192 on a GPU)", Destination: &cfg.Engine.BatchTokens},
 			&cli.IntFlag{Name: "ctx", Value: engine.DefaultCtx, Usage: "longest query+document pair in tokens (capped at the model's context)", Destination: &cfg.Engine.Ctx},
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
