@@ -92,14 +92,27 @@ cpu_features() {
   fi
 }
 
-build_llama() {
-  local json dir sum
+# llama_source DEST copies the pinned llama.cpp and ggml sources, verified
+# against the pinned checksum, to DEST/src and applies our patches.
+llama_source() {
+  local json dir sum p
   json=$(go mod download -json "$OLLAMA_MOD@$OLLAMA_VERSION") || die "cannot download $OLLAMA_MOD@$OLLAMA_VERSION through the Go module proxy"
   dir=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   sum=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Sum": "\(.*\)",$/\1/p')
   [ "$sum" = "$OLLAMA_SUM" ] || die "refusing to build: $OLLAMA_MOD@$OLLAMA_VERSION has Sum '$sum', pinned '$OLLAMA_SUM'"
   [ -d "$dir" ] || die "module directory '$dir' is missing"
+  mkdir -p "$1/src/llama" "$1/src/ml/backend/ggml"
+  cp -r "$dir/llama/llama.cpp" "$1/src/llama/"
+  cp -r "$dir/ml/backend/ggml/ggml" "$1/src/ml/backend/ggml/"
+  chmod -R u+w "$1/src"
+  for p in third_party/patches/*.patch; do
+    [ -e "$p" ] || continue
+    echo "build.sh: applying $p"
+    patch -d "$1/src" -p1 --quiet < "$p" || die "patch $p does not apply"
+  done
+}
 
+build_llama() {
   local options="${AIMIND_LLAMA_OPTIONS:--DGGML_NATIVE=ON -DGGML_OPENMP=ON -DGGML_LLAMAFILE=ON}"
   local host=""
   [ -n "$CPU_TARGET" ] && options=$(portable_options "$CPU_TARGET")
@@ -120,15 +133,7 @@ build_llama() {
     mkdir -p "$cache"
     work=$(mktemp -d "$cache/work-XXXXXX")
     trap 'rm -rf "$work"' EXIT
-    mkdir -p "$work/src/llama" "$work/src/ml/backend/ggml"
-    cp -r "$dir/llama/llama.cpp" "$work/src/llama/"
-    cp -r "$dir/ml/backend/ggml/ggml" "$work/src/ml/backend/ggml/"
-    chmod -R u+w "$work/src"
-    for p in third_party/patches/*.patch; do
-      [ -e "$p" ] || continue
-      echo "build.sh: applying $p"
-      patch -d "$work/src" -p1 --quiet < "$p" || die "patch $p does not apply"
-    done
+    llama_source "$work"
     local gen=()
     command -v ninja >/dev/null && gen=(-G Ninja)
     # shellcheck disable=SC2086
@@ -194,16 +199,8 @@ case "${1:-build}" in
     CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$out/synthgguf" ./cmd/synthgguf
     [ -d ../shared/bench/rerankload ] || die "gpu-bundle wants ../shared/bench/rerankload (the load client) beside the clone"
     (cd ../shared/bench/rerankload && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/rerankload" .)
-    json=$(go mod download -json "$OLLAMA_MOD@$OLLAMA_VERSION")
-    dir=$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
     src=$(mktemp -d)
-    mkdir -p "$src/src/llama" "$src/src/ml/backend/ggml"
-    cp -r "$dir/llama/llama.cpp" "$src/src/llama/"
-    cp -r "$dir/ml/backend/ggml/ggml" "$src/src/ml/backend/ggml/"
-    chmod -R u+w "$src/src"
-    for p in third_party/patches/*.patch; do
-      [ -e "$p" ] && { patch -d "$src/src" -p1 --quiet < "$p" || die "patch $p does not apply"; }
-    done
+    llama_source "$src" > /dev/null
     rm -rf "$src/src/ml/backend/ggml/ggml/src/ggml-metal" "$src/src/ml/backend/ggml/ggml/src/ggml-vulkan" "$src/src/ml/backend/ggml/ggml/src/ggml-hip"
     tar -C "$src" -cJf "$out/llama-src.tar.xz" src
     rm -rf "$src"

@@ -194,7 +194,6 @@ func Open(path string, o Options) (*Model, error) {
 	}
 	m.digest = digest
 	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU())
-	m.device = devicePlace(llm.Buffers)
 	return m, nil
 }
 
@@ -349,10 +348,11 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 	if info.NCtxTrain > 0 && ctxLen > info.NCtxTrain {
 		ctxLen = info.NCtxTrain
 	}
+	device := devicePlace(llm.Buffers)
 	budget := o.BatchTokens
 	if budget <= 0 {
 		budget = DefaultBatchTokens
-		if devicePlace(llm.Buffers) != "CPU" {
+		if device != "CPU" {
 			// A GPU wants large calls: up to 256 pairs (llama.cpp's
 			// sequence limit) of a reranker's typical length.
 			budget = DefaultGPUBatchTokens
@@ -379,7 +379,7 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 		facts: facts, info: info, llm: llm, lctx: lctx, layout: layout,
 		ctxLen: ctxLen, budget: budget, log: o.Logger,
 		jobs: make(chan *job, 64), quit: make(chan struct{}), done: make(chan struct{}),
-		maxQueued: o.MaxQueueTokens, onBatch: o.OnBatch, cache: o.Cache,
+		maxQueued: o.MaxQueueTokens, onBatch: o.OnBatch, cache: o.Cache, device: device,
 	}
 	if m.maxQueued <= 0 {
 		m.maxQueued = DefaultMaxQueueTokens

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/aimind/aimind/internal/reference"
 	"github.com/aimind/aimind/internal/spmref"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/selfcheck"
@@ -27,21 +26,8 @@ func TestEveryDialectScoresTheSentencePiecePairs(t *testing.T) {
 	if err := synth.Write(path, spec); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := reference.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := selfcheck.BGEM3Guide
-	ids, _ := sp.Encode(t, append([]string{g.Query}, g.Documents...))
-	want := make([]float64, len(g.Documents))
-	tokens := 0
-	for i := range g.Documents {
-		pair := spmref.RoBERTaPair(ids[0], ids[i+1])
-		tokens += len(pair)
-		if want[i], err = ref.Score(pair); err != nil {
-			t.Fatal(err)
-		}
-	}
+	want, tokens := sp.Scores(t, path, g.Query, g.Documents)
 	s := start(t, server.Options{}, map[string]string{"m": path}, nil)
 	s.wait(t, "m")
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aimind/aimind/internal/reference"
 	"github.com/aimind/aimind/internal/spmref"
 	"github.com/aimind/aimind/internal/synth"
 )
@@ -28,21 +27,13 @@ func TestCheckGolden(t *testing.T) {
 	if err := synth.Write(model, spec); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := reference.Load(model)
-	if err != nil {
-		t.Fatal(err)
-	}
 	queries := []string{"什么是熊猫？", "panda bamboo forest", "Панда медведь"}
 	docs := []string{"大熊猫 吃 竹子", "the giant panda lives in the mountains of china", "Кraków żółw", "🐼 🎋", "hello world", "ＡＢＣ １２３"}
-	ids, _ := sp.Encode(t, append(append([]string{}, queries...), docs...))
 	var lines []string
-	for qi, q := range queries {
+	for _, q := range queries {
+		scores, _ := sp.Scores(t, model, q, docs)
 		for di, d := range docs {
-			s, err := ref.Score(spmref.RoBERTaPair(ids[qi], ids[len(queries)+di]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := json.Marshal(map[string]any{"query": q, "document": d, "score": s})
+			b, _ := json.Marshal(map[string]any{"query": q, "document": d, "score": scores[di]})
 			lines = append(lines, string(b))
 		}
 	}

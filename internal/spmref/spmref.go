@@ -20,7 +20,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aimind/aimind/internal/reference"
 	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/selfcheck"
 )
 
 //go:embed spm_reference.py
@@ -115,9 +117,10 @@ func train() (*Model, error) {
 		corpus.WriteString(strings.ReplaceAll(MultilingualText(rng, 3+rng.IntN(12)), "\n", " "))
 		corpus.WriteByte('\n')
 	}
-	// The guide's request and the self-check's texts, so that a stand-in
-	// for bge-reranker-v2-m3 tokenizes them into real pieces.
-	for _, t := range Extra {
+	// GPUStack's guide request, so that a stand-in for bge-reranker-v2-m3
+	// tokenizes it into learnt pieces.
+	g := selfcheck.BGEM3Guide
+	for _, t := range append([]string{g.Query}, g.Documents...) {
 		corpus.WriteString(t)
 		corpus.WriteByte('\n')
 	}
@@ -173,9 +176,28 @@ func RoBERTaPair(q, d []int32) []int32 {
 	return slices.Concat([]int32{0}, q, []int32{2, 2}, d, []int32{2})
 }
 
-// Extra texts join the training corpus: set by packages whose tests need
-// them tokenized into learnt pieces (before the first Trained call).
-var Extra []string
+// Scores is an answer computed without aimind: query and each document
+// tokenized by SentencePiece, laid out as XLM-R pairs and scored by the
+// float64 forward pass on the GGUF at path; and the tokens those pairs hold
+// (usage.prompt_tokens).
+func (m *Model) Scores(tb testing.TB, path, query string, docs []string) (scores []float64, tokens int) {
+	tb.Helper()
+	ref, err := reference.Load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ids, _ := m.Encode(tb, append([]string{query}, docs...))
+	for _, d := range ids[1:] {
+		pair := RoBERTaPair(ids[0], d)
+		tokens += len(pair)
+		s, err := ref.Score(pair)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		scores = append(scores, s)
+	}
+	return scores, tokens
+}
 
 // scripts are the word lists the corpus and test texts are drawn from.
 var scripts = map[string][]string{
