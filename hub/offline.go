@@ -93,4 +93,6 @@ func (o offlineHub) Download(_ context.Context, l Listing, f File, _ string, _ f
 	return "", fmt.Errorf("cannot get %s of %s: not in the local cache (%w); run `aimind pull %s/%s` where the network is reachable", f.Path, l.Repo, ErrOffline, l.Repo, f.Path)
 }
 
-func (o offlineHub) Cached(repo, commit, file string) (string, bool) { return o.h.Cached(repo, commit, file) }
+func (o offlineHub) Cached(repo, commit, file string) (string, bool) {
+	return o.h.Cached(repo, commit, file)
+}
