@@ -148,7 +148,7 @@ func TestContainerRecipeBuildsAndServes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "data/tiny.gguf"), model, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	inImage := func(args ...string) *exec.Cmd {
 		cmd := exec.Command("/usr/local/bin/aimind", args...)
 		cmd.Env = env
@@ -157,7 +157,7 @@ func TestContainerRecipeBuildsAndServes(t *testing.T) {
 		return cmd
 	}
 	srv := inImage("serve", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--model", "/data/tiny.gguf", "--no-auth", "--threads", "1")
-	p := &process{cmd: srv, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: srv, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	srv.Stdout, srv.Stderr = p.out, p.out
 	srv.WaitDelay = 5 * time.Second
 	if err := srv.Start(); err != nil {

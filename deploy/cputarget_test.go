@@ -1,12 +1,14 @@
 package deploy_test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aimind/aimind/internal/cputarget"
+	"github.com/aimind/aimind/internal/testutil"
 )
 
 // TestServeRefusesACPUTheBuildCannotRun: a binary that says it was built
@@ -22,10 +24,11 @@ func TestServeRefusesACPUTheBuildCannotRun(t *testing.T) {
 	if target == "" {
 		t.Skip("this CPU has every extension of every portable target")
 	}
-	bin := filepath.Join(t.TempDir(), "aimind")
-	if out, err := exec.Command("go", "build", "-ldflags", "-X main.cpuTarget="+target, "-o", bin, "../cmd/aimind").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := testutil.BuildAimind("-ldflags", "-X main.cpuTarget="+target)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer os.RemoveAll(filepath.Dir(bin))
 	out, err := exec.Command(bin, "serve", "--data-dir", t.TempDir(), "--port", "0").CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "this CPU lacks") || !strings.Contains(string(out), "x86-64-v3") {

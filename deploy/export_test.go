@@ -28,7 +28,7 @@ func TestKeysExportToFile(t *testing.T) {
 	}
 
 	// While the server runs the API never hands out hashes: export refuses.
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	p := start(t, nil, binary, "serve", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--model", model, "--threads", "1")
 	waitReady(t, p, fmt.Sprintf("http://127.0.0.1:%d", port), time.Minute)
 	if _, stderr, code := runAimind(t, nil, "keys", "export", "--data-dir", dataDir, "--to-file", keysFile); code == 0 || !strings.Contains(stderr, "stop it") {
@@ -49,7 +49,7 @@ func TestKeysExportToFile(t *testing.T) {
 		t.Fatalf("second export: exit %d: %s", code, stderr)
 	}
 
-	replica := freePort(t)
+	replica := testutil.FreePort(t)
 	r := start(t, nil, binary, "serve", "--port", fmt.Sprint(replica), "--data-dir", t.TempDir(), "--model", model,
 		"--keys-file", keysFile, "--threads", "1")
 	base := fmt.Sprintf("http://127.0.0.1:%d", replica)

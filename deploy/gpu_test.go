@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/aimind/aimind/internal/testutil"
 )
 
 // TestGPUBundleDryRun makes the GPU bundle with build.sh and runs its script
@@ -50,7 +52,7 @@ func TestGPUBundleDryRun(t *testing.T) {
 	run := exec.Command(filepath.Join(bundle, "run.sh"))
 	run.Env = append(os.Environ(), "AIMIND_GPU=cpu", "AIMIND_LLAMA_LIBS="+libs, "SHAPE=tiny", "TYPE=f32",
 		"PAIRS=20", "CLIENTS=1 2", "REQUESTS=2", "DOCS=3", "DWORDS=10", "WORK="+work,
-		fmt.Sprintf("PORT=%d", freePort(t)))
+		fmt.Sprintf("PORT=%d", testutil.FreePort(t)))
 	out, err := run.CombinedOutput()
 	if err != nil {
 		t.Fatalf("run.sh: %v\n%s", err, out)

@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,18 +21,13 @@ var binary string
 
 // TestMain builds the real aimind binary once.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "aimind-deploy-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "aimind")
-	out, err := exec.Command("go", "build", "-o", binary, "../cmd/aimind").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cannot build aimind: %v\n%s", err, out)
+	var err error
+	if binary, err = testutil.BuildAimind(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(filepath.Dir(binary))
 	testutil.Cleanup()
 	os.Exit(code)
 }
@@ -55,45 +48,17 @@ func needTool(t *testing.T, name, pkg string) string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a child's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is a started child; done is closed when it has exited.
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 	done chan struct{}
 	err  error // after done
 }
 
 func start(t *testing.T, env []string, name string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(name, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: exec.Command(name, args...), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), env...)
 	// Its own process group, so that the cleanup reaches children it forks

@@ -48,7 +48,7 @@ func TestPullThenServeOffline(t *testing.T) {
 	}
 
 	fake.Close() // from here on the hub cannot be reached
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	p := start(t, env, binary, "serve", "--offline", "--port", fmt.Sprint(port), "--data-dir", t.TempDir(),
 		"--model", "acme/tiny-reranker-GGUF", "--no-auth", "--threads", "1")
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -59,7 +59,7 @@ func TestPullThenServeOffline(t *testing.T) {
 	}
 
 	// Not pulled: startup stops, naming the command that fixes it.
-	out := start(t, env, binary, "serve", "--offline", "--port", fmt.Sprint(freePort(t)), "--data-dir", t.TempDir(),
+	out := start(t, env, binary, "serve", "--offline", "--port", fmt.Sprint(testutil.FreePort(t)), "--data-dir", t.TempDir(),
 		"--model", "acme/never-pulled-GGUF", "--no-auth")
 	if code := out.waitExit(t, time.Minute); code == 0 || !strings.Contains(out.out.String(), "aimind pull") {
 		t.Fatalf("serve --offline of a model never pulled: exit %d\n%s", code, out.out.String())

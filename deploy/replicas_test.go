@@ -30,7 +30,7 @@ type balancer struct {
 func startNginx(t *testing.T, backends []int) *balancer {
 	t.Helper()
 	bin := needTool(t, "nginx", "nginx")
-	b := &balancer{dir: t.TempDir(), port: freePort(t), backends: backends}
+	b := &balancer{dir: t.TempDir(), port: testutil.FreePort(t), backends: backends}
 	if err := os.Chmod(b.dir, 0o777); err != nil { // nginx's workers run as nobody
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func (b *balancer) url() string { return fmt.Sprintf("http://127.0.0.1:%d", b.po
 
 func startReplica(t *testing.T, model, keysFile string) (*process, int) {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	p := start(t, nil, binary, "serve", "--port", fmt.Sprint(port), "--data-dir", t.TempDir(), "--model", model,
 		"--keys-file", keysFile, "--drain-delay", "3s", "--threads", "1")
 	return p, port

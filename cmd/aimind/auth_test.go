@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,37 +29,19 @@ import (
 	"github.com/aimind/aimind/internal/testutil"
 )
 
-// syncBuffer collects a child's output safely.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *testutil.SyncBuffer
 	url string
 }
 
 // startServer runs aimind serve and waits until /ready says a model runs.
 func startServer(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	args := append([]string{"serve", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--threads", "1",
 		"--model", testutil.MustModel(t, synth.Tiny()), "--alias", "tiny", "--bootstrap-password", "first-password"}, extra...)
-	p := &proc{cmd: exec.Command(binary, args...), out: &syncBuffer{}}
+	p := &proc{cmd: exec.Command(binary, args...), out: &testutil.SyncBuffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -285,12 +266,12 @@ func TestServeFromHub(t *testing.T) {
 	}})
 	fake.Delay = 300 * time.Millisecond // two 64 KiB chunks: long enough to be seen downloading
 	dir, cache := t.TempDir(), t.TempDir()
-	run := func(endpoint string) (*exec.Cmd, *syncBuffer, string) {
-		port := freePort(t)
+	run := func(endpoint string) (*exec.Cmd, *testutil.SyncBuffer, string) {
+		port := testutil.FreePort(t)
 		cmd := exec.Command(binary, "serve", "--port", fmt.Sprint(port), "--data-dir", dir, "--no-auth", "--threads", "1",
 			"--model", "gpustack/bge-reranker-v2-m3-GGUF")
 		cmd.Env = append(os.Environ(), "HF_ENDPOINT="+endpoint, "HF_HUB_CACHE="+cache, "HF_TOKEN=hf_test_token")
-		out := &syncBuffer{}
+		out := &testutil.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -349,10 +330,10 @@ func TestServeFromHub(t *testing.T) {
 // arrives all complete; then the process exits cleanly.
 func TestSIGTERMFinishesAcceptedRequests(t *testing.T) {
 	spec := synth.Spec{Layers: 4, Hidden: 256, Heads: 4, FFN: 1024, Positions: 512, Seed: 31}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cmd := exec.Command(binary, "serve", "--port", fmt.Sprint(port), "--data-dir", t.TempDir(), "--no-auth",
 		"--model", testutil.MustModel(t, spec), "--alias", "m")
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

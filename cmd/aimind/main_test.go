@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,29 +23,15 @@ var binary string
 // TestMain builds the real aimind binary once; these tests run it as a user
 // would.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "aimind-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "aimind")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "cannot build aimind: %v\n%s", err, out)
+	var err error
+	if binary, err = testutil.BuildAimind(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(filepath.Dir(binary))
 	testutil.Cleanup()
 	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func run(t *testing.T, args ...string) (string, int) {
@@ -100,7 +85,7 @@ func TestStartupRefusesBadModels(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"serve", "--port", fmt.Sprint(freePort(t)), "--data-dir", t.TempDir(), "--no-auth"}, tc.args...)
+			args := append([]string{"serve", "--port", fmt.Sprint(testutil.FreePort(t)), "--data-dir", t.TempDir(), "--no-auth"}, tc.args...)
 			out, code := run(t, args...)
 			if code != 1 || !strings.Contains(out, tc.msg) {
 				t.Fatalf("exit %d, output lacks %q:\n%s", code, tc.msg, out)
@@ -116,7 +101,7 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	other := synth.Tiny()
 	other.Seed = 99
 	b := testutil.MustModel(t, other)
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cmd := exec.Command(binary, "serve", "--port", fmt.Sprint(port), "--model", a, "--model", b,
 		"--alias", "first", "--alias", "second", "--threads", "1", "--data-dir", t.TempDir(), "--no-auth")
 	var out bytes.Buffer

@@ -126,14 +126,14 @@ func must(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 // startUIServer runs the aimind binary against the fake hub with the
 // bootstrap password "first-password" and returns its URL, its Hugging Face
 // cache directory and its output (logged when the test fails).
-func startUIServer(t *testing.T, fake *hubtest.Hub, args ...string) (string, string, *syncBuffer) {
+func startUIServer(t *testing.T, fake *hubtest.Hub, args ...string) (string, string, *testutil.SyncBuffer) {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cache := t.TempDir()
 	cmd := exec.Command(binary, append([]string{"serve", "--port", fmt.Sprint(port), "--data-dir", t.TempDir(), "--threads", "1",
 		"--bootstrap-password", "first-password"}, args...)...)
 	cmd.Env = append(os.Environ(), "HF_ENDPOINT="+fake.URL, "MODELSCOPE_DOMAIN="+fake.URL, "HF_HUB_CACHE="+cache)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
