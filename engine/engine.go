@@ -8,36 +8,61 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/aimind/aimind/engine/batch"
 	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/modelfile"
 )
 
+// The pure-Go half of the engine lives in engine/batch; its types and
+// errors are the engine's own.
+type (
+	Pair          = batch.Pair
+	Result        = batch.Result
+	OverloadError = batch.OverloadError
+	TooLargeError = batch.TooLargeError
+	ClosedError   = batch.ClosedError
+	Query         = batch.Query
+	DocOptions    = batch.DocOptions
+	DocPlace      = batch.DocPlace
+	Prepared      = batch.Prepared
+	DocScore      = batch.DocScore
+	Answer        = batch.Answer
+	Layout        = batch.Layout
+	LayoutKind    = batch.LayoutKind
+	ScoreCache    = batch.ScoreCache
+	CacheStats    = batch.CacheStats
+)
+
 // Sentinel errors.
 var (
-	ErrClosed    = errors.New("model is closed")
-	ErrNonFinite = errors.New("model produced a non-finite score")
-	ErrEmpty     = errors.New("nothing to rerank")
-	// ErrOverloaded: the queue holds more tokens than MaxQueueTokens.
-	ErrOverloaded = errors.New("too many tokens are queued")
-	// ErrTooLarge: a request needs more tokens than the queue may ever hold.
-	ErrTooLarge = errors.New("request is larger than the queue")
+	ErrClosed       = batch.ErrClosed
+	ErrNonFinite    = batch.ErrNonFinite
+	ErrEmpty        = batch.ErrEmpty
+	ErrOverloaded   = batch.ErrOverloaded
+	ErrTooLarge     = batch.ErrTooLarge
+	ErrQueryTooLong = batch.ErrQueryTooLong
 )
+
+// Pair layouts.
+const (
+	LayoutRoBERTa  = batch.LayoutRoBERTa
+	LayoutBERT     = batch.LayoutBERT
+	LayoutTemplate = batch.LayoutTemplate
+)
+
+// NewScoreCache returns a cache of at most maxBytes; 0 or less: no cache (nil).
+func NewScoreCache(maxBytes int64) *ScoreCache { return batch.NewScoreCache(maxBytes) }
 
 // Defaults.
 const (
@@ -95,59 +120,26 @@ type Options struct {
 
 // DefaultMaxQueueTokens is about a minute of work for a base-size model on
 // two CPU cores.
-const DefaultMaxQueueTokens = 64 * 1024
+const DefaultMaxQueueTokens = batch.DefaultMaxQueueTokens
 
-// OverloadError says how long the queue needs to drain.
-type OverloadError struct {
-	Queued     int
-	Limit      int
-	RetryAfter time.Duration
-}
-
-func (e *OverloadError) Error() string {
-	return fmt.Sprintf("%v: %d queued, limit %d (--max-queue-tokens); retry in %s", ErrOverloaded, e.Queued, e.Limit, e.RetryAfter.Round(time.Second))
-}
-
-func (e *OverloadError) Unwrap() error { return ErrOverloaded }
-
-// TooLargeError says why a request can never be admitted.
-type TooLargeError struct {
-	Tokens int // tokens the request needs (at least)
-	Limit  int // the queue's bound
-}
-
-func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("%v: it needs %d tokens and at most %d may wait (--max-queue-tokens); send fewer documents (--max-documents caps them) or shorter ones", ErrTooLarge, e.Tokens, e.Limit)
-}
-
-func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+// Defaults of the score cache and of chunking.
+const (
+	DefaultCacheBytes = batch.DefaultCacheBytes
+	DefaultMaxChunks  = batch.DefaultMaxChunks
+	// CacheEntryBytes is what one cache entry is charged against the bound.
+	CacheEntryBytes = batch.CacheEntryBytes
+)
 
 // Model is a loaded reranker ready to score.
 type Model struct {
 	facts  *modelfile.Facts
 	info   llama.Info
 	llm    *llama.Model
-	lctx   *llama.Context
 	layout Layout
 	ctxLen int
-	budget int
-	log    *slog.Logger
-
-	jobs chan *job
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
-
-	cache  *ScoreCache
-	digest [32]byte
-	closed error // why the model closed; written before quit closes
+	q      *batch.Queue
 	kernel string
 	device string
-
-	maxQueued int
-	queued    atomic.Int64  // tokens admitted and not yet answered or dropped
-	tokPerSec atomic.Uint64 // float64 bits: recent encoder throughput
-	onBatch   func(pairs, tokens int, d time.Duration)
 }
 
 // Open checks the file in Go, loads it and starts its scheduler goroutine.
@@ -187,12 +179,11 @@ func Open(path string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newModel(llm, facts, o)
+	m, err := newModel(llm, facts, digest, o)
 	if err != nil {
 		llm.Close()
 		return nil, fmt.Errorf("cannot load model %q: %w", path, err)
 	}
-	m.digest = digest
 	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU())
 	return m, nil
 }
@@ -333,7 +324,7 @@ func fileDigest(path, known string) ([32]byte, error) {
 	return d, nil
 }
 
-func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, error) {
+func newModel(llm *llama.Model, facts *modelfile.Facts, digest [32]byte, o Options) (*Model, error) {
 	info, err := llm.Info()
 	if err != nil {
 		return nil, err
@@ -375,31 +366,26 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{
-		facts: facts, info: info, llm: llm, lctx: lctx, layout: layout,
-		ctxLen: ctxLen, budget: budget, log: o.Logger,
-		jobs: make(chan *job, 64), quit: make(chan struct{}), done: make(chan struct{}),
-		maxQueued: o.MaxQueueTokens, onBatch: o.OnBatch, cache: o.Cache, device: device,
-	}
-	if m.maxQueued <= 0 {
-		m.maxQueued = DefaultMaxQueueTokens
-	}
-	go m.run()
+	m := &Model{facts: facts, info: info, llm: llm, layout: layout, ctxLen: ctxLen, device: device}
+	m.q = batch.New(lctx, batch.Options{
+		Budget: budget, MaxSequences: llama.MaxSequences, MaxPairTokens: ctxLen,
+		MaxQueueTokens: o.MaxQueueTokens, Cache: o.Cache, Digest: digest, OnBatch: o.OnBatch,
+	})
 	return m, nil
 }
 
 func chooseLayout(llm *llama.Model, info llama.Info) (Layout, error) {
 	if info.RerankPrompt != "" {
-		return NewTemplateLayout(info.RerankPrompt, llm)
+		return batch.NewTemplateLayout(info.RerankPrompt, llm)
 	}
 	sep := info.SEP
 	if sep < 0 {
 		sep = info.EOS
 	}
 	if info.VocabType == llama.VocabWPM {
-		return NewSpecialLayout(LayoutBERT, info.CLS, sep)
+		return batch.NewSpecialLayout(LayoutBERT, info.CLS, sep)
 	}
-	return NewSpecialLayout(LayoutRoBERTa, info.BOS, sep)
+	return batch.NewSpecialLayout(LayoutRoBERTa, info.BOS, sep)
 }
 
 // Facts returns what the model file declares.
@@ -416,29 +402,11 @@ func (m *Model) MaxPairTokens() int { return m.ctxLen }
 // progress (if any) has returned. It is idempotent.
 func (m *Model) Close() error { return m.CloseBecause("closed") }
 
-// ClosedError is ErrClosed with what closed the model ("stopped",
-// "deleted", "shutting down").
-type ClosedError struct{ Reason string }
-
-func (e *ClosedError) Error() string { return "model was " + e.Reason + " before it answered" }
-func (e *ClosedError) Unwrap() error { return ErrClosed }
-
 // CloseBecause is Close, telling waiting requests why.
 func (m *Model) CloseBecause(reason string) error {
-	m.once.Do(func() {
-		m.closed = &ClosedError{Reason: reason}
-		close(m.quit)
-		<-m.done
-		m.lctx.Close()
-		m.llm.Close()
-	})
+	m.q.Close(reason) // closes the context once the call in progress returns
+	m.llm.Close()
 	return nil
-}
-
-// Pair is one laid-out query-document pair.
-type Pair struct {
-	Tokens    []int32
-	Truncated bool
 }
 
 // Tokenize lays out query with each document, cut at the document's end to
@@ -450,21 +418,6 @@ func (m *Model) Tokenize(query string, docs []string) ([]Pair, error) {
 		return nil, err
 	}
 	return prep.Pairs, nil
-}
-
-func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// Result is the outcome of one rerank request.
-type Result struct {
-	Scores    []float64 // raw logits, in document order
-	Truncated []bool
-	Tokens    int // tokens of all pairs, cached or not
-	Cached    int // pairs answered from the score cache
 }
 
 // Rerank scores each document against query.
@@ -482,275 +435,37 @@ func (m *Model) Rerank(ctx context.Context, query string, docs []string) (*Resul
 // Score evaluates laid-out pairs: those the cache holds at once, the rest
 // (each distinct pair once) through the scheduler.
 func (m *Model) Score(ctx context.Context, pairs []Pair) (*Result, error) {
-	if len(pairs) == 0 {
-		return nil, ErrEmpty
-	}
-	r := &Result{Scores: make([]float64, len(pairs)), Truncated: make([]bool, len(pairs))}
-	for i, p := range pairs {
-		if len(p.Tokens) == 0 || len(p.Tokens) > m.ctxLen {
-			return nil, fmt.Errorf("BUG: pair %d has %d tokens, limit %d", i, len(p.Tokens), m.ctxLen)
-		}
-		r.Truncated[i] = p.Truncated
-		r.Tokens += len(p.Tokens)
-	}
-	// Which pairs need the encoder: not cached, and not a repeat of one
-	// earlier in this request.
-	var keys []cacheKey
-	todo := make([]int, 0, len(pairs)) // pair index of each job pair
-	same := make([]int, len(pairs))    // for repeats: the pair they copy
-	if m.cache != nil {
-		keys = make([]cacheKey, len(pairs))
-		first := make(map[cacheKey]int, len(pairs))
-		for i, p := range pairs {
-			keys[i] = pairKey(m.digest, p.Tokens)
-			same[i] = -1
-			if j, ok := first[keys[i]]; ok {
-				same[i] = j
-				continue
-			}
-			first[keys[i]] = i
-			if s, ok := m.cache.get(keys[i]); ok {
-				r.Scores[i] = s
-				r.Cached++
-				continue
-			}
-			todo = append(todo, i)
-		}
-	} else {
-		for i := range pairs {
-			todo = append(todo, i)
-			same[i] = -1
-		}
-	}
-	if len(todo) > 0 {
-		j := &job{ctx: ctx, pairs: make([]Pair, len(todo)), scores: make([]float64, len(todo)), reply: make(chan error, 1)}
-		for k, i := range todo {
-			j.pairs[k] = pairs[i]
-			j.tokens += len(pairs[i].Tokens)
-		}
-		if err := m.submit(ctx, j); err != nil {
-			return nil, err
-		}
-		for k, i := range todo {
-			r.Scores[i] = j.scores[k]
-			if m.cache != nil {
-				m.cache.put(keys[i], j.scores[k])
-			}
-		}
-	}
-	for i, j := range same {
-		if j >= 0 {
-			r.Scores[i] = r.Scores[j]
-		}
-	}
-	return r, nil
-}
-
-// submit admits a job, hands it to the scheduler and waits for its answer.
-func (m *Model) submit(ctx context.Context, j *job) error {
-	if j.tokens > m.maxQueued {
-		return &TooLargeError{Tokens: j.tokens, Limit: m.maxQueued}
-	}
-	// Admission: refuse at once rather than queue without bound. The
-	// scheduler gives the tokens back when it answers or drops the job.
-	if q := m.queued.Add(int64(j.tokens)); q > int64(m.maxQueued) {
-		m.queued.Add(-int64(j.tokens))
-		return &OverloadError{Queued: int(q) - j.tokens, Limit: m.maxQueued, RetryAfter: m.drainTime(int(q) - j.tokens)}
-	}
-	select {
-	case m.jobs <- j:
-	case <-m.quit:
-		m.queued.Add(-int64(j.tokens))
-		return m.closed
-	case <-ctx.Done():
-		m.queued.Add(-int64(j.tokens))
-		return ctx.Err()
-	}
-	select {
-	case err := <-j.reply:
-		return err
-	case <-ctx.Done():
-		// The scheduler sees the cancellation before its next call and
-		// drops the pairs not yet scored.
-		return ctx.Err()
-	case <-m.done:
-		// The scheduler has stopped; it answered every job it held, so a
-		// reply may be waiting.
-		select {
-		case err := <-j.reply:
-			return err
-		default:
-			// Sent after the scheduler drained its intake: nobody will
-			// answer or count it out.
-			m.queued.Add(-int64(j.tokens))
-			return m.closed
-		}
-	}
+	return m.q.Score(ctx, pairs)
 }
 
 // QueuedTokens is the number of tokens admitted and not yet answered.
-func (m *Model) QueuedTokens() int { return int(m.queued.Load()) }
+func (m *Model) QueuedTokens() int { return m.q.QueuedTokens() }
 
 // MaxQueueTokens is the queue's bound in tokens.
-func (m *Model) MaxQueueTokens() int { return m.maxQueued }
+func (m *Model) MaxQueueTokens() int { return m.q.MaxQueueTokens() }
 
 // Admit is the check before any tokenizing: a request of pairs pairs needs
 // at least the layout's special tokens for each (texts may tokenize to
 // nothing). Past what the queue may ever hold it is a *TooLargeError; past
 // what it holds now, an *OverloadError; else nil.
 func (m *Model) Admit(pairs int) error {
-	least := pairs * max(m.layout.Overhead(), 1)
-	if least > m.maxQueued {
-		return &TooLargeError{Tokens: least, Limit: m.maxQueued}
-	}
-	if q := int(m.queued.Load()); q+least > m.maxQueued {
-		return &OverloadError{Queued: q, Limit: m.maxQueued, RetryAfter: m.drainTime(q)}
-	}
-	return nil
+	return m.q.Admit(pairs * max(m.layout.Overhead(), 1))
 }
 
-// drainTime estimates how long the queue takes to empty.
-func (m *Model) drainTime(tokens int) time.Duration {
-	rate := math.Float64frombits(m.tokPerSec.Load())
-	if rate <= 0 {
-		rate = 500
+// Prepare tokenizes and lays out every query-document pair of a request.
+func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
+	if err := m.q.Closed(); err != nil {
+		return nil, err
 	}
-	d := time.Duration(float64(tokens) / rate * float64(time.Second))
-	return max(d, time.Second)
+	return batch.Prepare(m.llm, m.layout, m.ctxLen, m.q.MaxQueueTokens(), queries, o)
 }
 
-// job is one request inside the scheduler.
-type job struct {
-	ctx    context.Context
-	pairs  []Pair
-	tokens int
-	scores []float64
-	left   int // pairs not yet scored
-	req    *request
-	reply  chan error
-}
-
-// answer replies once and gives the job's tokens back to the queue bound.
-func (m *Model) answer(j *job, err error) {
-	m.queued.Add(-int64(j.tokens))
-	j.left = 0
-	j.reply <- err
-}
-
-// run is the one goroutine that owns the llama context.
-func (m *Model) run() {
-	defer close(m.done)
-	s := newScheduler(m.budget, llama.MaxSequences)
-	jobs := map[*request]*job{}
-	accept := func(j *job) {
-		lens := make([]int, len(j.pairs))
-		for i, p := range j.pairs {
-			lens[i] = len(p.Tokens)
-		}
-		j.left = len(j.pairs)
-		j.req = s.admit(lens)
-		jobs[j.req] = j
+// Run scores a prepared request in one pass through the scheduler: every
+// pair of every query and window once.
+func (m *Model) Run(ctx context.Context, p *Prepared) (*Answer, error) {
+	res, err := m.q.Score(ctx, p.Pairs)
+	if err != nil {
+		return nil, err
 	}
-	closeAll := func() {
-		for _, j := range jobs {
-			m.answer(j, m.closed)
-		}
-		for {
-			select {
-			case j := <-m.jobs:
-				m.answer(j, m.closed)
-			default:
-				return
-			}
-		}
-	}
-	for {
-		if s.empty() {
-			select {
-			case j := <-m.jobs:
-				accept(j)
-			case <-m.quit:
-				closeAll()
-				return
-			}
-		}
-	drain:
-		for {
-			select {
-			case j := <-m.jobs:
-				accept(j)
-			case <-m.quit:
-				closeAll()
-				return
-			default:
-				break drain
-			}
-		}
-		// Drop requests whose client has gone.
-		for r, j := range jobs {
-			if err := j.ctx.Err(); err != nil {
-				s.drop(r)
-				delete(jobs, r)
-				m.answer(j, err)
-			}
-		}
-		if s.empty() {
-			continue
-		}
-		picks := s.next()
-		tokens := m.encode(s, jobs, picks)
-		s.advance(tokens)
-	}
-}
-
-// encode runs one call and delivers its scores; a failed call fails every
-// request it held. It returns the tokens encoded.
-func (m *Model) encode(s *scheduler, jobs map[*request]*job, picks []pick) int {
-	var tokens []int32
-	lens := make([]int, len(picks))
-	for i, p := range picks {
-		t := jobs[p.req].pairs[p.pair].Tokens
-		tokens = append(tokens, t...)
-		lens[i] = len(t)
-	}
-	start := time.Now()
-	scores, err := m.lctx.Encode(tokens, lens)
-	if d := time.Since(start); err == nil && d > 0 {
-		rate := float64(len(tokens)) / d.Seconds()
-		old := math.Float64frombits(m.tokPerSec.Load())
-		if old > 0 {
-			rate = 0.8*old + 0.2*rate
-		}
-		m.tokPerSec.Store(math.Float64bits(rate))
-		if m.onBatch != nil {
-			m.onBatch(len(picks), len(tokens), d)
-		}
-	}
-	for i, p := range picks {
-		j := jobs[p.req]
-		if j == nil || j.left == 0 {
-			continue // already failed by an earlier pair of this call
-		}
-		perr := err
-		if perr == nil && (math.IsNaN(float64(scores[i])) || math.IsInf(float64(scores[i]), 0)) {
-			perr = ErrNonFinite
-		}
-		if perr != nil {
-			m.finish(s, jobs, j, fmt.Errorf("cannot score: %w", perr))
-			continue
-		}
-		j.scores[p.pair] = float64(scores[i])
-		if j.left--; j.left == 0 {
-			m.finish(s, jobs, j, nil)
-		}
-	}
-	return len(tokens)
-}
-
-// finish answers a job and forgets it, with any pairs of it that still wait
-// in the scheduler.
-func (m *Model) finish(s *scheduler, jobs map[*request]*job, j *job, err error) {
-	s.drop(j.req)
-	delete(jobs, j.req)
-	m.answer(j, err)
+	return batch.Assemble(p, res), nil
 }

@@ -99,27 +99,27 @@ func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 		return nil, ErrClosed
 	}
 	if len(seqLens) == 0 {
-		return nil, fmt.Errorf("%w: no sequences", ErrEncode)
+		return nil, fmt.Errorf("%w: no sequences", ErrInput)
 	}
 	if len(seqLens) > c.params.Sequences {
-		return nil, fmt.Errorf("%w: %d sequences, the context holds %d", ErrEncode, len(seqLens), c.params.Sequences)
+		return nil, fmt.Errorf("%w: %d sequences, the context holds %d", ErrInput, len(seqLens), c.params.Sequences)
 	}
 	total := 0
 	for i, n := range seqLens {
 		if n <= 0 {
-			return nil, fmt.Errorf("%w: sequence %d is empty", ErrEncode, i)
+			return nil, fmt.Errorf("%w: sequence %d is empty", ErrInput, i)
 		}
 		total += n
 	}
 	if total != len(tokens) {
-		return nil, fmt.Errorf("%w: sequence lengths add to %d, got %d tokens", ErrEncode, total, len(tokens))
+		return nil, fmt.Errorf("%w: sequence lengths add to %d, got %d tokens", ErrInput, total, len(tokens))
 	}
 	if total > c.params.Tokens {
-		return nil, fmt.Errorf("%w: %d tokens, the context holds %d", ErrEncode, total, c.params.Tokens)
+		return nil, fmt.Errorf("%w: %d tokens, the context holds %d", ErrInput, total, c.params.Tokens)
 	}
 	for i, t := range tokens {
 		if t < 0 || int(t) >= c.nVocab {
-			return nil, fmt.Errorf("%w: token %d at %d is outside the vocabulary", ErrEncode, t, i)
+			return nil, fmt.Errorf("%w: token %d at %d is outside the vocabulary", ErrInput, t, i)
 		}
 	}
 	lens := make([]int32, len(seqLens))

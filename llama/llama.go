@@ -18,6 +18,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -31,6 +32,10 @@ var (
 	ErrContext  = errors.New("llama.cpp could not create a context")
 	ErrEncode   = errors.New("llama.cpp encode failed")
 	ErrTokenize = errors.New("llama.cpp could not tokenize the text")
+	// ErrInput is an Encode input refused by the Go checks before any C
+	// call (it is an ErrEncode too): what ggml would abort on, or what
+	// llama.cpp would only refuse after work.
+	ErrInput = fmt.Errorf("%w: input refused before llama.cpp", ErrEncode)
 )
 
 var (

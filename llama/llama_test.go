@@ -61,7 +61,9 @@ func TestLoadUnloadKeepsMemoryFlat(t *testing.T) {
 }
 
 // TestEncodeRefusesHostileInput: every limit ggml would abort on is checked in
-// Go first and returned as an error.
+// Go first and returned as an error; ErrInput says the Go check refused it,
+// not llama.cpp (which refuses a token past the vocabulary itself, so only
+// this tells whether the Go guard is there).
 func TestEncodeRefusesHostileInput(t *testing.T) {
 	m, err := llama.LoadModel(testutil.MustModel(t, synth.Tiny()), llama.ModelParams{})
 	if err != nil {
@@ -89,8 +91,8 @@ func TestEncodeRefusesHostileInput(t *testing.T) {
 		{"token past the vocabulary", []int32{0, int32(info.VocabSize)}, []int{2}},
 	}
 	for _, tc := range cases {
-		if _, err := c.Encode(tc.tokens, tc.lens); !errors.Is(err, llama.ErrEncode) {
-			t.Errorf("%s: err = %v, want ErrEncode", tc.name, err)
+		if _, err := c.Encode(tc.tokens, tc.lens); !errors.Is(err, llama.ErrInput) || !errors.Is(err, llama.ErrEncode) {
+			t.Errorf("%s: err = %v, want ErrInput (refused in Go, an ErrEncode)", tc.name, err)
 		}
 	}
 	if _, err := c.Encode([]int32{0, 5, 2}, []int{3}); err != nil {

@@ -1,8 +1,9 @@
-package engine
+package batch
 
 import (
-	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // DocOptions say how documents longer than a pair can hold are treated.
@@ -48,35 +49,31 @@ type Prepared struct {
 	Places [][]DocPlace // per query, per document
 }
 
-// Prepare tokenizes and lays out every query-document pair of a request.
-func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
-	select {
-	case <-m.quit:
-		return nil, m.closed
-	default:
-	}
+// Prepare tokenizes and lays out every query-document pair of a request
+// for pairs of at most maxPair tokens; it stops with a *TooLargeError as
+// soon as the pairs need more than limit tokens.
+func Prepare(tok Tokenizer, l Layout, maxPair, limit int, queries []Query, o DocOptions) (*Prepared, error) {
 	maxChunks := o.MaxChunks
 	if maxChunks <= 0 {
 		maxChunks = DefaultMaxChunks
 	}
-	limit := o.MaxTokens
-	if limit <= 0 {
-		limit = m.maxQueued
+	if o.MaxTokens > 0 {
+		limit = o.MaxTokens
 	}
 	total := 0
 	p := &Prepared{Places: make([][]DocPlace, len(queries))}
 	for qi, q := range queries {
-		qt, err := m.llm.Tokenize(validUTF8(q.Text), false)
+		qt, err := tok.Tokenize(validUTF8(q.Text), false)
 		if err != nil {
 			return nil, fmt.Errorf("cannot tokenize the query: %w", err)
 		}
-		room, err := m.layout.Room(qt, m.ctxLen)
+		room, err := l.Room(qt, maxPair)
 		if err != nil {
 			return nil, err
 		}
 		p.Places[qi] = make([]DocPlace, len(q.Docs))
 		for di, d := range q.Docs {
-			dt, err := m.llm.Tokenize(validUTF8(d), false)
+			dt, err := tok.Tokenize(validUTF8(d), false)
 			if err != nil {
 				return nil, fmt.Errorf("cannot tokenize document %d: %w", di, err)
 			}
@@ -95,7 +92,7 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 				windows[0], place.Truncated = cut(dt, room, o.KeepEnd), true
 			}
 			for _, w := range windows {
-				seq, err := m.layout.Pair(qt, w, m.ctxLen)
+				seq, err := l.Pair(qt, w, maxPair)
 				if err != nil {
 					return nil, err
 				}
@@ -109,6 +106,13 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 		}
 	}
 	return p, nil
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func cut(t []int32, n int, keepEnd bool) []int32 {
@@ -153,13 +157,9 @@ type Answer struct {
 	Tokens int
 }
 
-// Run scores a prepared request in one pass through the scheduler: every
-// pair of every query and window once.
-func (m *Model) Run(ctx context.Context, p *Prepared) (*Answer, error) {
-	res, err := m.Score(ctx, p.Pairs)
-	if err != nil {
-		return nil, err
-	}
+// Assemble gives each document of p its best window's score from r, the
+// Result of scoring p.Pairs.
+func Assemble(p *Prepared, res *Result) *Answer {
 	a := &Answer{Docs: make([][]DocScore, len(p.Places)), Tokens: res.Tokens}
 	for qi, places := range p.Places {
 		a.Docs[qi] = make([]DocScore, len(places))
@@ -173,5 +173,5 @@ func (m *Model) Run(ctx context.Context, p *Prepared) (*Answer, error) {
 			a.Docs[qi][di] = best
 		}
 	}
-	return a, nil
+	return a
 }
