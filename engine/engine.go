@@ -156,7 +156,8 @@ func Open(path string, o Options) (*Model, error) {
 		o.Logger.Warn(w, "path", path)
 	}
 	var digest [32]byte
-	bf16 := UsesBF16(facts, o)
+	plan := PlanFor(facts, o)
+	bf16 := plan.BF16
 	if o.Cache != nil || bf16 {
 		if digest, err = fileDigest(path, o.Digest); err != nil {
 			return nil, fmt.Errorf("cannot load model %q: %w", path, err)
@@ -208,37 +209,6 @@ func bf16Copy(path string, digest [32]byte, facts *modelfile.Facts, o Options) (
 	}
 	o.Logger.Info("weights converted to BF16 for AVX512-BF16", "path", path, "file_type", facts.FileType, "copy", dst, "seconds", time.Since(start).Seconds())
 	return dst, nil
-}
-
-// UsesBF16 decides whether a model is computed as BF16 on this CPU (the
-// memory estimate asks too). For an F16 file "auto" follows FlashAttn: the
-// BF16 path's error against the float64 reference stays within the
-// flash-attention bounds (2e-2), not within the 5e-3 of the path without it
-// (docs/benchmarks.md). A Q8_0 file likewise (Options.Q8AsBF16), except
-// where the CPU has AMX, whose int8 tiles beat BF16.
-func UsesBF16(f *modelfile.Facts, o Options) bool {
-	cpu := llama.CPU()
-	if o.DerivedDir == "" || !cpu.AVX512BF16 {
-		return false
-	}
-	mode := o.F16AsBF16
-	switch f.FileType {
-	case "Q8_0":
-		if cpu.AMXInt8 {
-			return false
-		}
-		mode = o.Q8AsBF16
-	case "F16":
-	default:
-		return false
-	}
-	switch mode {
-	case "on":
-		return true
-	case "off":
-		return false
-	}
-	return o.FlashAttn
 }
 
 // kernelPath names the matrix kernels a model's weights run through.
@@ -468,4 +438,14 @@ func (m *Model) Run(ctx context.Context, p *Prepared) (*Answer, error) {
 		return nil, err
 	}
 	return batch.Assemble(p, res), nil
+}
+
+// WeightBytes is the memory llama.cpp reports for the loaded weights (all
+// buffers, CPU and GPU).
+func (m *Model) WeightBytes() int64 {
+	total := 0.0
+	for _, mib := range m.llm.Buffers {
+		total += mib
+	}
+	return int64(total * (1 << 20))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/selfcheck"
 	"github.com/aimind/aimind/store"
@@ -108,6 +109,9 @@ type Manager struct {
 	opts     engine.Options
 	log      *slog.Logger
 	wg       sync.WaitGroup
+	// changed is closed and replaced whenever a record changes or goes
+	// (under mu): WaitFor wakes on it instead of polling.
+	changed chan struct{}
 
 	// Open loads a model file; engine.Open unless replaced before use.
 	Open func(path string, o engine.Options) (*engine.Model, error)
@@ -123,16 +127,38 @@ type Manager struct {
 	Observe func(model string, pairs, tokens int, d time.Duration)
 }
 
-// NewManager returns a manager; st may be nil (nothing persists), hubs may
-// be nil (local files only).
-func NewManager(opts engine.Options, st *store.Store, hubs map[hub.Source]hub.Hub, log *slog.Logger) *Manager {
+// Options build a Manager.
+type Options struct {
+	Engine engine.Options         // how each model loads (the kernel path follows engine.Plan)
+	Store  *store.Store           // nil: records live in memory only
+	Hubs   map[hub.Source]hub.Hub // nil: local files only
+	Logger *slog.Logger           // nil: slog.Default()
+	// MemoryBudget caps the estimated memory of loaded models (bytes); 0
+	// means the memory the system reports available at load time.
+	MemoryBudget int64
+	// Observe, when set, is told about every encoder call of every model.
+	Observe func(model string, pairs, tokens int, d time.Duration)
+}
+
+// New returns a manager with the default self-check suite, loading files
+// with engine.Open and reading free memory from /proc/meminfo (fields a
+// test may replace before use).
+func New(o Options) *Manager {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	opts := o.Engine
 	opts.Logger = log
 	suite := selfcheck.Default()
-	return &Manager{entries: map[string]*entry{}, st: st, hubs: hubs, opts: opts, log: log,
-		Open: engine.Open, FreeMemory: memAvailable, SelfCheck: &suite}
+	return &Manager{entries: map[string]*entry{}, st: o.Store, hubs: o.Hubs, opts: opts, log: log,
+		changed: make(chan struct{}), Open: engine.Open, FreeMemory: memAvailable, SelfCheck: &suite,
+		MemoryBudget: o.MemoryBudget, Observe: o.Observe}
+}
+
+// NewManager is New with the engine options, store, hubs and logger alone.
+func NewManager(opts engine.Options, st *store.Store, hubs map[hub.Source]hub.Hub, log *slog.Logger) *Manager {
+	return New(Options{Engine: opts, Store: st, Hubs: hubs, Logger: log})
 }
 
 var quantSuffix = regexp.MustCompile(`(?i)[-._](f32|f16|fp16|bf16|q[2-8](_[0-9a-z]+)*|iq[1-4](_[a-z0-9]+)*|tq[12]_0|mxfp4)$`)
@@ -340,8 +366,10 @@ func (m *Manager) set(e *entry, f func(r *Record)) {
 	m.persist(e)
 }
 
-// persist writes the record (one synced transaction). Holds m.mu.
+// persist writes the record (one synced transaction) and tells waiters
+// that it changed. Holds m.mu.
 func (m *Manager) persist(e *entry) {
+	m.broadcast()
 	if m.st == nil {
 		return
 	}
@@ -378,8 +406,8 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		m.fail(e, err)
 		return
 	}
-	opts := m.opts
-	est := Estimate(facts, opts)
+	cpu := llama.CPU()
+	plan := engine.NewPlan(engine.ShapeOf(facts), m.opts, cpu)
 	// Check and reserve under one lock, so that models loading at the same
 	// time (Restore starts them all) each see the others' memory.
 	m.mu.Lock()
@@ -393,18 +421,13 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		}
 		loading += o.reserved
 	}
-	err = m.checkMemory(est, inUse, loading)
-	if err != nil && facts.FileType == "Q8_0" && (opts.Q8AsBF16 == "auto" || opts.Q8AsBF16 == "") && engine.UsesBF16(facts, opts) {
-		// The BF16 copy is a speed-up, not a need: without room for it the
-		// Q8_0 kernels run the file as it is.
-		small := opts
-		small.Q8AsBF16 = "off"
-		if smallEst := Estimate(facts, small); m.checkMemory(smallEst, inUse, loading) == nil {
-			m.log.Info("no memory for the BF16 copy of a Q8_0 file; using the Q8_0 kernels", "model", rec.Name,
-				"bf16_estimate_mib", est>>20, "q8_0_estimate_mib", smallEst>>20)
-			opts, est, err = small, smallEst, nil
-		}
+	err = m.checkMemory(plan.Memory, inUse, loading)
+	if alt, ok := plan.WithoutCopy(cpu); err != nil && ok && m.checkMemory(alt.Memory, inUse, loading) == nil {
+		m.log.Info("no memory for the BF16 copy of a Q8_0 file; using the Q8_0 kernels", "model", rec.Name,
+			"bf16_estimate_mib", plan.Memory>>20, "q8_0_estimate_mib", alt.Memory>>20)
+		plan, err = alt, nil
 	}
+	opts, est := plan.Options, plan.Memory
 	e.rec.Facts, e.rec.MemoryEst = facts, est
 	if err == nil {
 		e.reserved = est
@@ -543,17 +566,19 @@ func (m *Manager) checkMemory(est, inUse, loading int64) error {
 	return nil
 }
 
-// Estimate is the memory a model takes once loaded: its weights (the file,
-// mapped) plus the encoder's working memory for the largest call.
-func Estimate(f *modelfile.Facts, o engine.Options) int64 {
-	tokens := int64(max(o.BatchTokens, o.Ctx, engine.DefaultBatchTokens, engine.DefaultCtx))
-	e, ff, h := int64(f.Embedding), int64(f.FeedForward), int64(f.Heads)
-	work := tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
-	weights := f.SizeBytes
-	if f.FileType == "Q8_0" && engine.UsesBF16(f, o) { // 34 bytes a block of 32 become 64
-		weights = weights / 34 * 64
+// Estimate is the memory a model takes once loaded (engine.Plan's
+// estimate on this CPU).
+func Estimate(f *modelfile.Facts, o engine.Options) int64 { return engine.PlanFor(f, o).Memory }
+
+// EstimateFile is the memory a file of this type and size will take once
+// loaded with the manager's options, before its shape is known (the deploy
+// dialog shows it). It counts the BF16 copy where this CPU computes the
+// file as BF16.
+func (m *Manager) EstimateFile(fileType string, size int64) int64 {
+	if fileType == "FP16" {
+		fileType = "F16"
 	}
-	return weights + work + 32<<20
+	return engine.NewPlan(engine.Shape{FileType: fileType, SizeBytes: size}, m.opts, llama.CPU()).Memory
 }
 
 func memAvailable() (int64, error) {
@@ -682,6 +707,7 @@ func (m *Manager) delete(name string, removeFiles bool) (Deleted, error) {
 	m.halt(e, "deleted")
 	m.mu.Lock()
 	delete(m.entries, name)
+	m.broadcast()
 	rec := e.rec
 	others := map[string]Record{}
 	for n, o := range m.entries {
@@ -893,15 +919,24 @@ func (m *Manager) Resolve(name string) (*engine.Model, string, error) {
 	}
 }
 
+// broadcast wakes every WaitFor. Holds m.mu.
+func (m *Manager) broadcast() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
 // WaitFor blocks until each named model is running or failed, or ctx ends,
-// and returns the first failure.
+// and returns the first failure. It wakes on each change of a record.
 func (m *Manager) WaitFor(ctx context.Context, names ...string) error {
 	for _, n := range names {
 		for {
-			rec, err := m.Get(n)
+			e, err := m.entry(n)
 			if err != nil {
 				return err
 			}
+			m.mu.RLock()
+			rec, changed := e.rec, m.changed
+			m.mu.RUnlock()
 			if rec.Status == StateRunning {
 				break
 			}
@@ -911,7 +946,7 @@ func (m *Manager) WaitFor(ctx context.Context, names ...string) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
+			case <-changed:
 			}
 		}
 	}

@@ -156,10 +156,11 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 		}
 		files := []fileView{}
 		for _, f := range hub.GGUFs(l.Files) {
-			// Before download only the size is known: weights plus a rough
-			// allowance for the encoder's working memory. The record carries
-			// the estimate from the file's own shape once it loads.
-			files = append(files, fileView{File: f, MemoryEstimate: f.Size + f.Size/10 + 64<<20})
+			// Before download the type and size are known: engine.Plan's
+			// estimate for the path this CPU will take (the BF16 copy
+			// included), with an allowance for the working memory that the
+			// record replaces by the file's own once it loads.
+			files = append(files, fileView{File: f, MemoryEstimate: s.models.EstimateFile(f.Quant, f.Size)})
 		}
 		def := ""
 		if f, err := hub.Pick(l.Files, "", ""); err == nil {

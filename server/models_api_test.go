@@ -2,21 +2,17 @@ package server_test
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/hub/hubtest"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
 	"github.com/aimind/aimind/models"
-	"github.com/aimind/aimind/server"
-	"github.com/aimind/aimind/store"
 )
 
 // TestModelsAPI drives the admin model API: hub search and files, deploy,
@@ -28,26 +24,7 @@ func TestModelsAPI(t *testing.T) {
 		&hubtest.Repo{ID: "BAAI/bge-reranker-base", Downloads: 900, Files: map[string][]byte{"bge-reranker-base-Q8_0.gguf": model}},
 		&hubtest.Repo{ID: "someone/bge-reranker-small", Downloads: 50, Files: map[string][]byte{"small-Q8_0.gguf": model}})
 	defer fake.Close()
-	dir := t.TempDir()
-	st, err := store.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	hf, _ := hub.NewHuggingFace(fake.URL, "", t.TempDir(), nil)
-	hubs := map[hub.Source]hub.Hub{hub.HuggingFace: hf}
-	mgr := models.NewManager(engine.Options{Threads: 1, FlashAttn: true}, st, hubs, nil)
-	defer mgr.Close()
-	admin := auth.NewAdmin(st, dir)
-	admin.Bootstrap("initial-password")
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := server.New(mgr, server.Options{Admin: admin, Keys: auth.NewKeys(st, []string{"k-123456"}), Hubs: hubs})
-	go srv.Serve(ln)
-	defer srv.Shutdown()
-	s := &authServer{testServer: &testServer{url: "http://" + ln.Addr().String(), mgr: mgr}}
-	_, c := login(t, s, "initial-password")
-	cookie := map[string]string{"Cookie": server.SessionCookie + "=" + c.Value}
-	s.req(t, "POST", "/api/password", `{"current_password":"initial-password","new_password":"better-password"}`, cookie)
+	s, _, cookie := startModelsAPI(t, fake.URL, engine.Options{Threads: 1, FlashAttn: true}, []string{"k-123456"})
 
 	code, body, _ := s.req(t, "GET", "/api/hub/search?source=huggingface&q=bge-reranker&gguf=true", "", cookie)
 	if code != 200 || !strings.Contains(body, `"id":"gpustack/bge-reranker-v2-m3-GGUF"`) || !strings.Contains(body, `"downloads":7`) {

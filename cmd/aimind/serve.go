@@ -213,12 +213,11 @@ func serve(cfg serveConfig) error {
 		return err
 	}
 	cfg.Server.Hubs = hubs
-	mgr := models.NewManager(cfg.Engine, st, hubs, log)
-	mgr.MemoryBudget = cfg.MemoryBudget
+	mgr := models.New(models.Options{Engine: cfg.Engine, Store: st, Hubs: hubs, Logger: log,
+		MemoryBudget: cfg.MemoryBudget, Observe: server.ObserveBatch})
 	if cfg.SelfCheck == "off" {
 		mgr.SelfCheck = nil
 	}
-	mgr.Observe = server.ObserveBatch
 	defer mgr.Close()
 	requests, err := modelRequests(cfg.Models, cfg.Aliases)
 	if err != nil {

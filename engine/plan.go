@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"github.com/aimind/aimind/llama"
+	"github.com/aimind/aimind/modelfile"
+)
+
+// Shape is what a plan needs to know of a model file. Before a download only
+// the file type (from its name) and size are known; Embedding 0 says so.
+type Shape struct {
+	FileType    string // "Q8_0", "F16", …
+	SizeBytes   int64
+	Embedding   int
+	FeedForward int
+	Heads       int
+}
+
+// ShapeOf is the shape a checked file declares.
+func ShapeOf(f *modelfile.Facts) Shape {
+	return Shape{FileType: f.FileType, SizeBytes: f.SizeBytes, Embedding: f.Embedding, FeedForward: f.FeedForward, Heads: f.Heads}
+}
+
+// Plan is the one place where a model's kernel path and its memory are
+// decided. The models manager's memory check and record, the load (Open)
+// and the deploy dialog's estimate all read a Plan, so the number shown
+// before a deploy is the one the chosen path uses.
+type Plan struct {
+	Options Options // as the load uses them
+	Shape   Shape
+	// BF16: the weights are computed from a BF16 copy of the F16 or Q8_0
+	// file (written once to Options.DerivedDir).
+	BF16 bool
+	// Weights are the bytes of weights in memory: the file, or its BF16 copy
+	// (a Q8_0 block of 34 bytes for 32 weights becomes 64 bytes).
+	Weights int64
+	// Work is the encoder's working memory for the largest call; from the
+	// shape when known, else an allowance from the file size (workAllowance).
+	Work int64
+	// Memory is the estimate: Weights + Work + a fixed allowance for
+	// llama.cpp's own buffers.
+	Memory int64
+}
+
+// fixedOverhead covers llama.cpp's compute graph and buffers beside the
+// weights and activations.
+const fixedOverhead = 32 << 20
+
+// NewPlan decides how a model of shape s runs with options o on a CPU with
+// features cpu, and what memory that takes.
+func NewPlan(s Shape, o Options, cpu llama.CPUFeatures) Plan {
+	p := Plan{Options: o, Shape: s, BF16: usesBF16(s.FileType, o, cpu)}
+	p.Weights = s.SizeBytes
+	if p.BF16 && s.FileType == "Q8_0" {
+		p.Weights = s.SizeBytes / 34 * 64
+	}
+	tokens := int64(max(o.BatchTokens, o.Ctx, DefaultBatchTokens, DefaultCtx))
+	if s.Embedding > 0 {
+		e, ff, h := int64(s.Embedding), int64(s.FeedForward), int64(s.Heads)
+		p.Work = tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
+	} else {
+		p.Work = workAllowance(s.SizeBytes)
+	}
+	p.Memory = p.Weights + p.Work + fixedOverhead
+	return p
+}
+
+// PlanFor is NewPlan for a checked file on this machine's CPU.
+func PlanFor(f *modelfile.Facts, o Options) Plan { return NewPlan(ShapeOf(f), o, llama.CPU()) }
+
+// workAllowance stands in for the working memory of an encoder whose shape
+// is not known yet (before its download): half the file, between 4 and
+// 48 MiB. The working memory of a 512-token call is 24 MiB for
+// MiniLM-L6, 36 MiB for a base-size XLM-RoBERTa and 48 MiB for a large one
+// (bge-reranker-v2-m3), whose files are larger than 96 MiB; TestPlanBeforeDownload
+// bounds the error against the shape's own figure.
+func workAllowance(size int64) int64 {
+	return min(max(size/2, 4<<20), 48<<20)
+}
+
+// WithoutCopy is the plan on the file's own kernels when this one computes
+// a Q8_0 file as BF16 by default ("auto"): the copy is a speed-up, not a
+// need, so where its memory is not free the Q8_0 kernels run the file as it
+// is. ok is false when there is no such alternative.
+func (p Plan) WithoutCopy(cpu llama.CPUFeatures) (alt Plan, ok bool) {
+	if !p.BF16 || p.Shape.FileType != "Q8_0" || (p.Options.Q8AsBF16 != "auto" && p.Options.Q8AsBF16 != "") {
+		return p, false
+	}
+	o := p.Options
+	o.Q8AsBF16 = "off"
+	return NewPlan(p.Shape, o, cpu), true
+}
+
+// UsesBF16 decides whether a model is computed as BF16 on this CPU.
+func UsesBF16(f *modelfile.Facts, o Options) bool { return usesBF16(f.FileType, o, llama.CPU()) }
+
+// usesBF16: for an F16 file "auto" follows FlashAttn: the BF16 path's error
+// against the float64 reference stays within the flash-attention bounds
+// (2e-2), not within the 5e-3 of the path without it (docs/benchmarks.md).
+// A Q8_0 file likewise (Options.Q8AsBF16), except where the CPU has AMX,
+// whose int8 tiles beat BF16.
+func usesBF16(fileType string, o Options, cpu llama.CPUFeatures) bool {
+	if o.DerivedDir == "" || !cpu.AVX512BF16 {
+		return false
+	}
+	mode := o.F16AsBF16
+	switch fileType {
+	case "Q8_0":
+		if cpu.AMXInt8 {
+			return false
+		}
+		mode = o.Q8AsBF16
+	case "F16":
+	default:
+		return false
+	}
+	switch mode {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return o.FlashAttn
+}
