@@ -1,6 +1,19 @@
 package server
 
-// Cohere v2 (/v2/rerank): results without the guide's model and usage.
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/aimind/aimind/engine"
+)
+
+// Cohere v2 (/v2/rerank): the guide's request and errors; results without
+// the guide's model and usage.
+type cohereV2Dialect struct{ guideDialect }
+
+func (cohereV2Dialect) answer(ctx *fasthttp.RequestCtx, w *work, _ string, ans *engine.Answer) {
+	b, results := w.ranked(ans)
+	writeJSON(ctx, fasthttp.StatusOK, cohereV2Answer(b.req, b.docs, results))
+}
 
 type cohereV2Response struct {
 	ID      string        `json:"id"`

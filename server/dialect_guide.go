@@ -1,6 +1,26 @@
 package server
 
-// GPUStack's guide, Jina and Cohere v1 share one answer shape.
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/aimind/aimind/engine"
+)
+
+// GPUStack's guide, Jina and Cohere v1 (/v1/rerank, /rerank and the
+// playground's /api/rerank) share one request (rerankRequest) and one
+// answer shape.
+type guideDialect struct{}
+
+func (guideDialect) decode(body []byte, o *Options) (*work, error) { return rerankWork(body, o, false) }
+
+func (guideDialect) answer(ctx *fasthttp.RequestCtx, w *work, name string, ans *engine.Answer) {
+	b, results := w.ranked(ans)
+	writeJSON(ctx, fasthttp.StatusOK, guideAnswer(name, b.req, b.docs, results, ans.Tokens))
+}
+
+func (guideDialect) fail(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
+	writeError(ctx, status, typ, msg)
+}
 
 type chunkInfo struct {
 	Index int `json:"index"`

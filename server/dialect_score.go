@@ -42,47 +42,35 @@ func stringOrList(raw json.RawMessage, field string) ([]string, error) {
 	return many, nil
 }
 
-// handleScore is vLLM's score API: text_1 against each text_2 (or pairwise
-// when both are lists of one length); scores are sigmoid(logit) as vLLM
-// reports for one-label cross-encoders.
-func (s *Server) handleScore(ctx *fasthttp.RequestCtx) {
-	p := s.authenticateKey(ctx)
-	if p == nil {
-		return
-	}
-	d := dialectScore
+// scoreDialect is vLLM's score API: text_1 against each text_2 (or
+// pairwise when both are lists of one length); scores are sigmoid(logit) as
+// vLLM reports for one-label cross-encoders.
+type scoreDialect struct{}
+
+func (scoreDialect) decode(body []byte, o *Options) (*work, error) {
 	var req scoreRequest
-	if err := decodeBody(ctx.PostBody(), &req); err != nil {
-		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
-		return
+	if err := decodeBody(body, &req); err != nil {
+		return nil, err
 	}
 	t1, err := stringOrList(req.Text1, "text_1")
 	if err != nil {
-		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
-		return
+		return nil, err
 	}
 	t2, err := stringOrList(req.Text2, "text_2")
 	if err != nil {
-		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
-		return
+		return nil, err
 	}
 	if len(t1) != 1 && len(t1) != len(t2) {
-		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, fmt.Sprintf("text_1 has %d texts and text_2 %d: give one text_1 or as many as text_2", len(t1), len(t2)))
-		return
+		return nil, invalid("text_1 has %d texts and text_2 %d: give one text_1 or as many as text_2", len(t1), len(t2))
 	}
-	if len(t2) > s.opts.MaxDocuments {
-		fail(ctx, d, fasthttp.StatusRequestEntityTooLarge, typeInvalid, fmt.Sprintf("%d texts exceed the limit of %d per request (--max-documents)", len(t2), s.opts.MaxDocuments))
-		return
+	if len(t2) > o.MaxDocuments {
+		return nil, &badRequest{status: fasthttp.StatusRequestEntityTooLarge,
+			msg: fmt.Sprintf("%d texts exceed the limit of %d per request (--max-documents)", len(t2), o.MaxDocuments)}
 	}
 	for _, q := range t1 {
 		if strings.TrimSpace(q) == "" {
-			fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, "text_1 is empty")
-			return
+			return nil, invalid("text_1 is empty")
 		}
-	}
-	model, name, ok := s.resolve(ctx, p, d, req.Model)
-	if !ok {
-		return
 	}
 	var queries []engine.Query
 	if len(t1) == 1 {
@@ -92,10 +80,10 @@ func (s *Server) handleScore(ctx *fasthttp.RequestCtx) {
 			queries = append(queries, engine.Query{Text: t1[i], Docs: []string{t2[i]}})
 		}
 	}
-	ans, ok := s.run(ctx, d, model, name, queries, engine.DocOptions{}, false)
-	if !ok {
-		return
-	}
+	return &work{model: req.Model, queries: queries}, nil
+}
+
+func (scoreDialect) answer(ctx *fasthttp.RequestCtx, _ *work, name string, ans *engine.Answer) {
 	type item struct {
 		Index  int     `json:"index"`
 		Object string  `json:"object"`
@@ -111,4 +99,8 @@ func (s *Server) handleScore(ctx *fasthttp.RequestCtx) {
 		"id": "score-" + strings.ReplaceAll(newID(), "-", ""), "object": "list", "created": time.Now().Unix(), "model": name,
 		"data": data, "usage": usage{PromptTokens: ans.Tokens, TotalTokens: ans.Tokens},
 	})
+}
+
+func (scoreDialect) fail(ctx *fasthttp.RequestCtx, status int, typ, msg string) {
+	writeError(ctx, status, typ, msg)
 }

@@ -1,33 +1,20 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/aimind/aimind/auth"
 	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/models"
-)
-
-// dialect is the API a request speaks; every dialect reaches the same engine.
-type dialect int
-
-const (
-	dialectGuide    dialect = iota // GPUStack's guide, Jina and Cohere v1 on /v1/rerank and /rerank
-	dialectCohereV2                // Cohere v2 on /v2/rerank
-	dialectTEI                     // Hugging Face TEI: a body with "texts"
-	dialectScore                   // vLLM /score
 )
 
 func newID() string {
@@ -41,49 +28,17 @@ func newID() string {
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-func (s *Server) handleRerank(ctx *fasthttp.RequestCtx) {
-	if p := s.authenticateKey(ctx); p != nil {
-		s.rerank(ctx, p, dialectGuide)
-	}
-}
-
-func (s *Server) handleRerankV2(ctx *fasthttp.RequestCtx) {
-	if p := s.authenticateKey(ctx); p != nil {
-		s.rerank(ctx, p, dialectCohereV2)
-	}
-}
-
 // handleAdminRerank is the playground's rerank, authorised by the session.
 func (s *Server) handleAdminRerank(ctx *fasthttp.RequestCtx) {
 	if !s.session(ctx, false) {
 		return
 	}
-	s.rerank(ctx, &auth.Principal{}, dialectGuide)
+	s.serveDialect(ctx, &auth.Principal{}, guideDialect{})
 }
 
 // fail answers an error in the dialect's shape.
 func fail(ctx *fasthttp.RequestCtx, d dialect, status int, typ, msg string) {
-	if d != dialectTEI {
-		writeError(ctx, status, typ, msg)
-		return
-	}
-	// TEI: {"error", "error_type"}; validation errors are 422.
-	et := "Validation"
-	switch {
-	case status == fasthttp.StatusBadRequest:
-		status = fasthttp.StatusUnprocessableEntity
-	case status == fasthttp.StatusTooManyRequests:
-		et = "Overloaded"
-	case status == fasthttp.StatusServiceUnavailable || status == fasthttp.StatusConflict:
-		et = "Unhealthy"
-	case status >= 500:
-		et = "Backend"
-	}
-	ctx.Response.ResetBody()
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	b, _ := json.Marshal(map[string]string{"error": msg, "error_type": et})
-	ctx.SetBody(b)
+	d.fail(ctx, status, typ, msg)
 }
 
 // resolve finds the running model the request names, answering errors.
@@ -182,54 +137,6 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, d dialect, name string, err er
 		fail(ctx, d, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q produced a non-finite score", name))
 	default:
 		fail(ctx, d, fasthttp.StatusInternalServerError, typeServer, fmt.Sprintf("model %q: %v", name, err))
-	}
-}
-
-func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal, d dialect) {
-	req, docs, err := decodeRerank(ctx.PostBody(), s.opts.MaxDocuments)
-	if req != nil && req.isTEI() {
-		d = dialectTEI
-	} else if err != nil && bytes.Contains(ctx.PostBody(), []byte(`"texts"`)) && !bytes.Contains(ctx.PostBody(), []byte(`"documents"`)) {
-		d = dialectTEI
-	}
-	if err != nil {
-		var br *badRequest
-		if errors.As(err, &br) {
-			fail(ctx, d, br.status, typeInvalid, br.msg)
-		} else {
-			fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
-		}
-		return
-	}
-	model, name, ok := s.resolve(ctx, p, d, req.Model)
-	if !ok {
-		return
-	}
-	o := engine.DocOptions{Chunk: req.LongDocuments == "chunk", KeepEnd: strings.EqualFold(req.TruncationDirection, "left")}
-	if req.MaxChunksPerDoc != nil {
-		o.Chunk, o.MaxChunks = true, *req.MaxChunksPerDoc
-	}
-	o.MaxDocTokens = s.opts.MaxTokensPerDoc
-	if req.MaxTokensPerDoc != nil {
-		o.MaxDocTokens = *req.MaxTokensPerDoc
-	}
-	texts := make([]string, len(docs))
-	for i, dc := range docs {
-		texts[i] = dc.text
-	}
-	refuse := d == dialectTEI && req.Truncate != nil && !bool(*req.Truncate)
-	ans, ok := s.run(ctx, d, model, name, []engine.Query{{Text: *req.Query, Docs: texts}}, o, refuse)
-	if !ok {
-		return
-	}
-	results := rank(req, docs, ans.Docs[0])
-	switch d {
-	case dialectTEI:
-		writeJSON(ctx, fasthttp.StatusOK, teiAnswer(req, docs, results))
-	case dialectCohereV2:
-		writeJSON(ctx, fasthttp.StatusOK, cohereV2Answer(req, docs, results))
-	default:
-		writeJSON(ctx, fasthttp.StatusOK, guideAnswer(name, req, docs, results, ans.Tokens))
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aimind/aimind/engine"
 )
 
 // The rerank request every dialect but vLLM's /score sends, decoded and
@@ -223,3 +225,44 @@ func fieldText(v any) string {
 
 // isTEI: a body with "texts" and no "documents" is Hugging Face TEI's.
 func (r *rerankRequest) isTEI() bool { return r.Texts != nil && r.Documents == nil }
+
+// rerankBody is a decoded rerank request with its documents, what the
+// answers of the guide, Cohere v2 and TEI dialects read.
+type rerankBody struct {
+	req  *rerankRequest
+	docs []doc
+}
+
+// rerankWork decodes a body of the rerank dialects (guide, Jina, Cohere,
+// TEI) into the engine's work.
+func rerankWork(body []byte, so *Options, tei bool) (*work, error) {
+	req, docs, err := decodeRerank(body, so.MaxDocuments)
+	if err != nil {
+		return nil, err
+	}
+	o := engine.DocOptions{Chunk: req.LongDocuments == "chunk", KeepEnd: strings.EqualFold(req.TruncationDirection, "left")}
+	if req.MaxChunksPerDoc != nil {
+		o.Chunk, o.MaxChunks = true, *req.MaxChunksPerDoc
+	}
+	o.MaxDocTokens = so.MaxTokensPerDoc
+	if req.MaxTokensPerDoc != nil {
+		o.MaxDocTokens = *req.MaxTokensPerDoc
+	}
+	texts := make([]string, len(docs))
+	for i, dc := range docs {
+		texts[i] = dc.text
+	}
+	return &work{
+		model:            req.Model,
+		queries:          []engine.Query{{Text: *req.Query, Docs: texts}},
+		opts:             o,
+		refuseTruncation: tei && req.Truncate != nil && !bool(*req.Truncate),
+		req:              &rerankBody{req: req, docs: docs},
+	}, nil
+}
+
+// ranked returns the body and its ranked results.
+func (w *work) ranked(ans *engine.Answer) (*rerankBody, []ranked) {
+	b := w.req.(*rerankBody)
+	return b, rank(b.req, b.docs, ans.Docs[0])
+}

@@ -129,11 +129,12 @@ func New(m *models.Manager, o Options) *Server {
 	o.setDefaults()
 	s := &Server{opts: o, models: m, tokenizing: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	s.routes = map[string]route{
-		"/v1/rerank": {fasthttp.MethodPost, s.handleRerank},
-		"/rerank":    {fasthttp.MethodPost, s.handleRerank},
-		"/v2/rerank": {fasthttp.MethodPost, s.handleRerankV2},
-		"/score":     {fasthttp.MethodPost, s.handleScore},
-		"/v1/score":  {fasthttp.MethodPost, s.handleScore},
+		// The rerank dialects (dialect.go): one line each.
+		"/v1/rerank": {fasthttp.MethodPost, s.keyRoute(orTEI{guideDialect{}})},
+		"/rerank":    {fasthttp.MethodPost, s.keyRoute(orTEI{guideDialect{}})},
+		"/v2/rerank": {fasthttp.MethodPost, s.keyRoute(orTEI{cohereV2Dialect{}})},
+		"/score":     {fasthttp.MethodPost, s.keyRoute(scoreDialect{})},
+		"/v1/score":  {fasthttp.MethodPost, s.keyRoute(scoreDialect{})},
 		"/v1/models": {fasthttp.MethodGet, s.handleModels},
 		"/health":    {fasthttp.MethodGet, s.handleHealth},
 		"/ready":     {fasthttp.MethodGet, s.handleReady},
