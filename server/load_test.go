@@ -14,11 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aimind/aimind/engine"
 	"github.com/aimind/aimind/internal/synth"
 	"github.com/aimind/aimind/internal/testutil"
+	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
 )
 
@@ -34,28 +37,30 @@ func body(n, words int, seed uint64) string {
 	return string(b)
 }
 
-// TestOverloadGets429Fast: at about twice the queue's capacity the excess is
-// refused at once with Retry-After; every accepted request completes with the
-// same scores it gets alone; memory stays bounded; the server recovers.
+// TestOverloadGets429Fast: at about eight times the queue's capacity the
+// excess is refused at once with Retry-After: every 429 arrives while the
+// encoder is held inside its first call, so no refusal waited on the queue;
+// every accepted request completes with the same scores it gets alone;
+// memory stays bounded; the server recovers.
 func TestOverloadGets429Fast(t *testing.T) {
-	s := startLoad(t, 12000)
-	one := body(40, 60, 1) // ~2600 tokens: the queue holds four, which take seconds
-	var alone answer
-	if err := json.Unmarshal([]byte(mustPost(t, s, one)), &alone); err != nil {
-		t.Fatal(err)
-	}
-	before := testutil.RSS(t)
+	s, gate := startGated(t, 12000)
+	one := body(40, 60, 1) // ~2600 tokens: the queue holds four
 	type outcome struct {
 		code  int
-		d     time.Duration
 		retry string
 		body  string
 	}
 	const clients = 32 // eight times what the queue holds
+	var alone answer
+	if err := json.Unmarshal([]byte(mustPost(t, s, one)), &alone); err != nil {
+		t.Fatal(err)
+	}
+	accepted := 12000 / alone.Usage.PromptTokens // no score cache here: each takes its tokens
+	before := testutil.RSS(t)
+	gate.arm()
 	out := make(chan outcome, clients)
 	for c := 0; c < clients; c++ {
 		go func() {
-			start := time.Now()
 			resp, err := http.Post(s.url+"/v1/rerank", "application/json", strings.NewReader(one))
 			if err != nil {
 				out <- outcome{code: -1, body: err.Error()}
@@ -63,42 +68,53 @@ func TestOverloadGets429Fast(t *testing.T) {
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			out <- outcome{resp.StatusCode, time.Since(start), resp.Header.Get("Retry-After"), string(b)}
+			out <- outcome{resp.StatusCode, resp.Header.Get("Retry-After"), string(b)}
 		}()
 	}
-	ok, refused := 0, 0
-	var slowest429 time.Duration
-	for c := 0; c < clients; c++ {
-		o := <-out
-		switch o.code {
-		case 200:
-			ok++
-			var a answer
-			if err := json.Unmarshal([]byte(o.body), &a); err != nil {
-				t.Fatalf("accepted request answered %q: %v", o.body, err)
+	// While the first call is held nothing can be answered but refusals:
+	// wait for the call, then for every client the queue cannot hold.
+	<-gate.first
+	var done []outcome
+	for len(done) < clients-accepted {
+		select {
+		case o := <-out:
+			done = append(done, o)
+			if o.code != 429 {
+				t.Fatalf("status %d while the encoder was held: %s", o.code, o.body)
 			}
-			for i := range a.Results {
-				if a.Results[i].Index != alone.Results[i].Index || abs(a.Results[i].RelevanceScore-alone.Results[i].RelevanceScore) > 1e-4 {
-					t.Fatalf("accepted request answered differently under load: %+v vs %+v", a.Results[i], alone.Results[i])
-				}
-			}
-		case 429:
-			refused++
 			if o.retry == "" || !strings.Contains(o.body, "--max-queue-tokens") {
 				t.Errorf("429 without Retry-After or the flag's name: %q %s", o.retry, o.body)
 			}
-			if o.d > time.Second {
-				t.Errorf("429 took %s: it waited on the queue", o.d)
-			}
-			slowest429 = max(slowest429, o.d)
-		default:
-			t.Errorf("status %d: %s", o.code, o.body)
+		case <-time.After(time.Minute): // a bound on a hang, not a measurement
+			t.Fatalf("%d of %d refusals came while the encoder was held: the others wait on the queue", len(done), clients-accepted)
 		}
 	}
-	if ok == 0 || refused == 0 {
-		t.Fatalf("%d accepted, %d refused: the load did not exceed the queue", ok, refused)
+	gate.open()
+	var bodies []string
+	for len(done) < clients {
+		o := <-out
+		done = append(done, o)
+		if o.code != 200 {
+			t.Fatalf("status %d after the refusals: %s", o.code, o.body)
+		}
+		bodies = append(bodies, o.body)
 	}
-	t.Logf("%d accepted, %d refused; the slowest 429 took %s", ok, refused, slowest429)
+	if len(bodies) != accepted || accepted == 0 {
+		t.Fatalf("%d accepted, want %d: the load did not exceed the queue as planned", len(bodies), accepted)
+	}
+	mustPost(t, s, one) // recovered
+	for _, b := range bodies {
+		var a answer
+		if err := json.Unmarshal([]byte(b), &a); err != nil {
+			t.Fatalf("accepted request answered %q: %v", b, err)
+		}
+		for i := range a.Results {
+			if a.Results[i].Index != alone.Results[i].Index || abs(a.Results[i].RelevanceScore-alone.Results[i].RelevanceScore) > 1e-4 {
+				t.Fatalf("accepted request answered differently under load: %+v vs %+v", a.Results[i], alone.Results[i])
+			}
+		}
+	}
+	t.Logf("%d accepted, %d refused while the encoder was held", accepted, clients-accepted)
 	if grow := testutil.RSS(t) - before; grow > 256<<20 {
 		t.Errorf("RSS grew by %d MiB under load", grow>>20)
 	}
@@ -111,7 +127,42 @@ func TestOverloadGets429Fast(t *testing.T) {
 	if after-before > 32<<20 {
 		t.Errorf("RSS stayed %d MiB above its level before the load", (after-before)>>20)
 	}
-	mustPost(t, s, one) // recovered
+}
+
+// encoderGate counts encoder calls (through the manager's Observe, which
+// the scheduler calls after each call and before it answers) once armed,
+// and holds the first one until opened.
+type encoderGate struct {
+	armed   atomic.Bool
+	calls   atomic.Int64
+	first   chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *encoderGate) arm()  { g.armed.Store(true) }
+func (g *encoderGate) open() { g.once.Do(func() { close(g.release) }) }
+
+// startGated serves the load model with a gate on its encoder calls.
+func startGated(t *testing.T, maxQueue int) (*testServer, *encoderGate) {
+	t.Helper()
+	g := &encoderGate{first: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(g.open) // before the server's cleanup: nothing stays held
+	s := startWith(t, server.Options{ReadTimeout: 2 * time.Second}, engine.Options{Threads: 2, FlashAttn: true, MaxQueueTokens: maxQueue},
+		map[string]string{"m": testutil.MustModel(t, loadSpec)}, func(m *models.Manager) {
+			m.Observe = func(model string, pairs, tokens int, d time.Duration) {
+				server.ObserveBatch(model, pairs, tokens, d)
+				if !g.armed.Load() {
+					return // the self-check at load
+				}
+				if g.calls.Add(1) == 1 {
+					close(g.first)
+					<-g.release
+				}
+			}
+		})
+	s.wait(t, "m")
+	return s, g
 }
 
 func abs(x float64) float64 {
@@ -138,50 +189,67 @@ func mustPost(t *testing.T, s *testServer, b string) string {
 }
 
 // TestSmallRequestNotStuckBehindLarge: a small request that arrives while a
-// large one is being scored waits at most about one encoder call, not for the
-// large one to finish.
+// large one is being scored is answered before the large one, after a few of
+// the encoder calls the large one needs (counted, not timed).
 func TestSmallRequestNotStuckBehindLarge(t *testing.T) {
-	s := startLoad(t, 1<<20)
+	s, gate := startGated(t, 1<<20)
 	big, small := body(300, 40, 2), body(2, 40, 3)
-	m := s.mgr.Engine("m")
-	type done struct {
-		took time.Duration
-		code int
-		err  error
-	}
-	bigDone := make(chan done, 1)
-	start := time.Now()
+	bigDone := make(chan error, 1)
+	gate.arm()
 	go func() {
 		code, _, err := post(context.Background(), s.url, big)
-		bigDone <- done{time.Since(start), code, err}
+		if err == nil && code != 200 {
+			err = fmt.Errorf("status %d", code)
+		}
+		bigDone <- err
 	}()
-	// The large request is admitted (its tokens are counted) before the
-	// small one is sent.
-	for m.QueuedTokens() == 0 {
-		time.Sleep(time.Millisecond)
+	<-gate.first // the large request is in the encoder
+	smallDone := make(chan int64, 1)
+	go func() {
+		sent := gate.calls.Load()
+		code, _, err := post(context.Background(), s.url, small)
+		if err != nil || code != 200 {
+			sent = -1
+		}
+		smallDone <- gate.calls.Load() - sent
+	}()
+	// The small request is admitted while the first call is held: its
+	// tokens join the queue.
+	bigTokens := s.mgr.Engine("m").QueuedTokens()
+	for s.mgr.Engine("m").QueuedTokens() == bigTokens {
+		time.Sleep(time.Millisecond) // a look at a condition, not a wait for time to pass
 	}
-	smallStart := time.Now()
-	mustPost(t, s, small)
-	smallTook := time.Since(smallStart)
-	b := <-bigDone
-	if b.err != nil || b.code != 200 {
-		t.Fatalf("large request: %d %v", b.code, b.err)
+	gate.open()
+	var smallCalls int64
+	select {
+	case smallCalls = <-smallDone:
+	case err := <-bigDone:
+		t.Fatalf("the large request (%v) was answered before the small one behind it", err)
 	}
-	t.Logf("large request %s, small one behind it %s", b.took, smallTook)
-	if smallTook > b.took/4 {
-		t.Fatalf("the small request took %s of the large one's %s", smallTook, b.took)
+	if smallCalls < 0 {
+		t.Fatal("the small request failed")
+	}
+	if err := <-bigDone; err != nil {
+		t.Fatalf("large request: %v", err)
+	}
+	bigCalls := gate.calls.Load()
+	t.Logf("the large request took %d encoder calls, the small one behind it %d", bigCalls, smallCalls)
+	if smallCalls*4 > bigCalls {
+		t.Fatalf("the small request waited %d of the large one's %d calls", smallCalls, bigCalls)
 	}
 }
 
 // TestDisconnectDropsQueuedPairs: a client that goes away has its pairs
-// dropped; the queue empties long before the work would have finished.
+// dropped: the queue empties after the call in progress, not after the
+// tens of calls the work needs (counted, not timed).
 func TestDisconnectDropsQueuedPairs(t *testing.T) {
-	s := startLoad(t, 1<<20)
-	b := body(600, 60, 4) // tens of thousands of tokens: seconds of work
+	s, gate := startGated(t, 1<<20)
+	b := body(600, 60, 4) // tens of thousands of tokens: tens of calls
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	gate.arm()
 	fmt.Fprintf(conn, "POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
 	queued := func() int {
 		_, out, _ := s.do(t, "GET", "/metrics", "")
@@ -192,21 +260,24 @@ func TestDisconnectDropsQueuedPairs(t *testing.T) {
 		n, _ := strconv.Atoi(string(m[1]))
 		return n
 	}
-	for deadline := time.Now().Add(5 * time.Second); queued() <= 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never queued")
-		}
-	}
+	<-gate.first // queued and in the encoder
 	full := queued()
 	conn.Close()
-	start := time.Now()
+	gate.open()
+	// The scheduler drops the request when it sees the cancellation, before
+	// its next call; the loop waits for that (each look is a /metrics read).
+	deadline := time.Now().Add(time.Minute) // a bound on a hang, not a measurement
 	for queued() != 0 {
-		if time.Since(start) > 3*time.Second {
-			t.Fatalf("queue still holds %d of %d tokens 3s after the client left", queued(), full)
+		if time.Now().After(deadline) {
+			t.Fatalf("queue still holds %d of %d tokens a minute after the client left (%d calls)", queued(), full, gate.calls.Load())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // a look at a condition, not a wait for time to pass
 	}
-	t.Logf("%d queued tokens dropped %s after the client left", full, time.Since(start))
+	calls := gate.calls.Load()
+	t.Logf("%d queued tokens dropped after %d encoder calls", full, calls)
+	if need := int64(full / engine.DefaultBatchTokens); calls*4 > need {
+		t.Fatalf("the queue emptied after %d calls of the %d the work needs", calls, need)
+	}
 }
 
 // TestSlowlorisClosedAtReadTimeout: a client that trickles its headers is cut
