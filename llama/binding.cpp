@@ -11,13 +11,50 @@
 
 extern "C" void aimindGoLog(int level, char * text);
 
+// The error text llama.cpp logs during one of our calls is kept per thread:
+// a cgo call runs on one thread from start to end, so what that thread
+// logged is this call's, whatever other models log at the same time.
+static thread_local std::string t_err;
+static thread_local bool        t_err_on     = false;
+static thread_local int         t_last_level = 0;
+
+// err_scope collects the error lines of one call into the caller's buffer
+// (err, err_len bytes, NUL-terminated) when the call returns.
+struct err_scope {
+    char *  out;
+    int32_t len;
+    err_scope(char * o, int32_t l) : out(o), len(l) {
+        t_err.clear();
+        t_err_on = true;
+        if (out != nullptr && len > 0) {
+            out[0] = '\0';
+        }
+    }
+    ~err_scope() {
+        t_err_on = false;
+        if (out != nullptr && len > 0) {
+            snprintf(out, len, "%s", t_err.c_str());
+        }
+        t_err.clear();
+    }
+};
+
 static void aimind_log_cb(enum ggml_log_level level, const char * text, void * /*user*/) {
+    if (t_err_on) {
+        int lvl = level == GGML_LOG_LEVEL_CONT ? t_last_level : (int) level;
+        if (lvl == GGML_LOG_LEVEL_ERROR && t_err.size() < 64 * 1024) {
+            t_err += text;
+        }
+    }
+    if (level != GGML_LOG_LEVEL_CONT) {
+        t_last_level = level;
+    }
     aimindGoLog((int) level, const_cast<char *>(text));
 }
 
 static void log_exception(const std::exception & e) {
     std::string msg = std::string(e.what()) + "\n";
-    aimindGoLog(GGML_LOG_LEVEL_ERROR, const_cast<char *>(msg.c_str()));
+    aimind_log_cb(GGML_LOG_LEVEL_ERROR, msg.c_str(), nullptr);
 }
 
 // Model weights are read into malloc'd buffers (no mmap). glibc raises its
@@ -55,7 +92,8 @@ extern "C" int32_t aimind_device(int32_t i, char * name, int32_t name_len, char 
 }
 
 extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts,
-                                                  const char * device) {
+                                                  const char * device, char * err, int32_t err_len) {
+    err_scope scope(err, err_len);
     try {
         llama_model_params p = llama_model_default_params();
         // The device was checked in Go against aimind_device's list.
@@ -84,7 +122,8 @@ extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_
 }
 
 extern "C" struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
-                                                     int32_t n_threads, bool flash_attn) {
+                                                     int32_t n_threads, bool flash_attn, char * err, int32_t err_len) {
+    err_scope scope(err, err_len);
     try {
         llama_context_params p = llama_context_default_params();
         p.n_ctx           = n_ctx;
@@ -110,7 +149,8 @@ extern "C" struct llama_context * aimind_context_new(struct llama_model * model,
 }
 
 extern "C" int32_t aimind_tokenize(const struct llama_vocab * vocab, const char * text, int32_t len,
-                                   int32_t * out, int32_t n_max, bool parse_special) {
+                                   int32_t * out, int32_t n_max, bool parse_special, char * err, int32_t err_len) {
+    err_scope scope(err, err_len);
     try {
         return llama_tokenize(vocab, text, len, out, n_max, false, parse_special);
     } catch (const std::exception & e) {
@@ -123,7 +163,8 @@ extern "C" int32_t aimind_tokenize(const struct llama_vocab * vocab, const char 
 
 extern "C" int32_t aimind_encode(struct llama_context * ctx, struct llama_batch * batch,
                                  const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs,
-                                 float * out, int32_t n_out) {
+                                 float * out, int32_t n_out, char * err, int32_t err_len) {
+    err_scope scope(err, err_len);
     try {
         int32_t n = 0;
         for (int32_t s = 0; s < n_seqs; s++) {
@@ -166,7 +207,8 @@ extern "C" int32_t aimind_token_to_piece(const struct llama_vocab * vocab, int32
     }
 }
 
-extern "C" uint32_t aimind_quantize(const char * in, const char * out, int32_t ftype, int32_t n_threads) {
+extern "C" uint32_t aimind_quantize(const char * in, const char * out, int32_t ftype, int32_t n_threads, char * err, int32_t err_len) {
+    err_scope scope(err, err_len);
     try {
         llama_model_quantize_params p = llama_model_quantize_default_params();
         p.ftype   = (enum llama_ftype) ftype;

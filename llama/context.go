@@ -48,13 +48,10 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if m.c == nil {
 		return nil, ErrClosed
 	}
-	loadMu.Lock()
-	takeLastError()
-	c := C.aimind_context_new(m.c, C.uint32_t(p.Tokens), C.uint32_t(p.Sequences), C.int32_t(p.Threads), C.bool(p.FlashAttn))
-	why := takeLastError()
-	loadMu.Unlock()
+	var why callErr
+	c := C.aimind_context_new(m.c, C.uint32_t(p.Tokens), C.uint32_t(p.Sequences), C.int32_t(p.Threads), C.bool(p.FlashAttn), why.ptr(), why.size())
 	if c == nil {
-		return nil, fmt.Errorf("%w: %s", ErrContext, why)
+		return nil, fmt.Errorf("%w: %s", ErrContext, why.String())
 	}
 	ctx := &Context{
 		model:   m,
@@ -128,13 +125,14 @@ func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	}
 	// Go memory is passed for the length of the call only (cgo pointer rules).
 	out := make([]float32, len(seqLens)*c.nClsOut)
+	var why callErr
 	rc := C.aimind_encode(c.c, &c.batch,
 		(*C.int32_t)(unsafe.Pointer(&tokens[0])), (*C.int32_t)(unsafe.Pointer(&lens[0])), C.int32_t(len(lens)),
-		(*C.float)(unsafe.Pointer(&out[0])), C.int32_t(c.nClsOut))
+		(*C.float)(unsafe.Pointer(&out[0])), C.int32_t(c.nClsOut), why.ptr(), why.size())
 	runtime.KeepAlive(tokens)
 	runtime.KeepAlive(lens)
 	if rc != 0 {
-		return nil, fmt.Errorf("%w: code %d: %s", ErrEncode, int(rc), takeLastError())
+		return nil, fmt.Errorf("%w: code %d: %s", ErrEncode, int(rc), why.String())
 	}
 	if c.nClsOut == 1 {
 		return out, nil

@@ -17,12 +17,14 @@ package llama
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Sentinel errors.
@@ -39,11 +41,10 @@ var (
 )
 
 var (
-	initOnce  sync.Once
-	logger    atomic.Pointer[slog.Logger]
-	logMu     sync.Mutex
-	logLine   strings.Builder
-	lastError atomic.Pointer[string]
+	initOnce sync.Once
+	logger   atomic.Pointer[slog.Logger]
+	logMu    sync.Mutex
+	logLine  strings.Builder
 	// capture, while a load holds loadMu, collects every line llama.cpp
 	// logs, so what the load reported is attributed to its model.
 	capture *[]string
@@ -124,12 +125,6 @@ func aimindGoLog(level C.int, text *C.char) {
 	}
 	switch pendingLevel {
 	case levelError:
-		if p := lastError.Load(); p != nil {
-			joined := *p + "; " + msg
-			lastError.Store(&joined)
-		} else {
-			lastError.Store(&msg)
-		}
 		l.Error(msg, "source", "llama.cpp")
 	case levelWarn:
 		l.Warn(msg, "source", "llama.cpp")
@@ -139,12 +134,24 @@ func aimindGoLog(level C.int, text *C.char) {
 	}
 }
 
-// takeLastError returns and clears the error lines llama.cpp logged since
-// the last call.
-func takeLastError() string {
-	p := lastError.Swap(nil)
-	if p == nil {
-		return ""
+// callErr is the buffer a C helper copies the error text llama.cpp logged
+// during that one call into (binding.cpp's err_scope).
+type callErr [2048]byte
+
+func (b *callErr) ptr() *C.char    { return (*C.char)(unsafe.Pointer(&b[0])) }
+func (b *callErr) size() C.int32_t { return C.int32_t(len(b)) }
+
+// String joins the call's error lines with "; ".
+func (b *callErr) String() string {
+	n := bytes.IndexByte(b[:], 0)
+	if n < 0 {
+		n = len(b)
 	}
-	return *p
+	var lines []string
+	for _, l := range strings.Split(string(b[:n]), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }

@@ -3,6 +3,7 @@ package llama_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -236,4 +237,43 @@ func TestDevices(t *testing.T) {
 		t.Fatalf("unknown device: %v", err)
 	}
 	t.Logf("devices: %+v", devs)
+}
+
+// TestErrorsStayWithTheirCall: llama.cpp's error text reaches the call that
+// caused it, even when calls fail at the same time on other goroutines (it
+// is collected per call on the calling thread, not from a process-wide
+// last error).
+func TestErrorsStayWithTheirCall(t *testing.T) {
+	dir := t.TempDir()
+	const workers, rounds = 8, 300
+	errs := make(chan error, workers*rounds)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				in := filepath.Join(dir, fmt.Sprintf("missing-%d-%d.gguf", w, r))
+				err := llama.Quantize(in, in+".out", llama.FtypeQ8_0, 1)
+				if err == nil {
+					errs <- fmt.Errorf("quantizing the missing %s succeeded", in)
+					continue
+				}
+				// The text after "llama.cpp returned N:" is llama.cpp's own.
+				msg := err.Error()
+				if w == 0 && r == 0 {
+					t.Log(msg)
+				}
+				own := msg[strings.Index(msg, "returned"):]
+				if !strings.Contains(own, in) || strings.Count(own, "missing-") != strings.Count(own, filepath.Base(in)) {
+					errs <- fmt.Errorf("the error of %s carries other text: %s", filepath.Base(in), own)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

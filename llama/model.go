@@ -109,7 +109,7 @@ type Model struct {
 // bufferLine is llama.cpp's load report of one weight buffer.
 var bufferLine = regexp.MustCompile(`^load_tensors:\s+(\S+) model buffer size =\s+([0-9.]+) MiB$`)
 
-var loadMu sync.Mutex // serialises loads so the captured error line is ours
+var loadMu sync.Mutex // serialises loads so the captured load report is ours
 
 // LoadModel loads the GGUF at path. The file must have been checked in Go
 // first: llama.cpp trusts much of what a file says.
@@ -130,23 +130,23 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	defer C.free(unsafe.Pointer(cpath))
 	cdev := C.CString(p.Device)
 	defer C.free(unsafe.Pointer(cdev))
+	var why callErr
 	loadMu.Lock()
-	takeLastError()
 	var lines []string
 	logMu.Lock()
 	capture = &lines
 	logMu.Unlock()
-	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers), C.bool(!p.NoExtraBuffers), cdev)
+	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers), C.bool(!p.NoExtraBuffers), cdev, why.ptr(), why.size())
 	logMu.Lock()
 	capture = nil
 	logMu.Unlock()
-	why := takeLastError()
 	loadMu.Unlock()
 	if c == nil {
-		if why == "" {
-			why = "no reason given"
+		reason := why.String()
+		if reason == "" {
+			reason = "no reason given"
 		}
-		return nil, fmt.Errorf("%w %q: %s", ErrLoad, path, why)
+		return nil, fmt.Errorf("%w %q: %s", ErrLoad, path, reason)
 	}
 	m := &Model{c: c, vocab: C.llama_model_get_vocab(c), Buffers: map[string]float64{}}
 	for _, l := range lines {
@@ -193,16 +193,17 @@ func (m *Model) Tokenize(text string, parseSpecial bool) ([]int32, error) {
 	// A token covers at least one byte, plus room for a space prefix.
 	n := len(text) + 2
 	out := make([]int32, n)
+	var why callErr
 	got := C.aimind_tokenize(m.vocab, (*C.char)(ctext), C.int32_t(len(text)),
-		(*C.int32_t)(unsafe.Pointer(&out[0])), C.int32_t(n), C.bool(parseSpecial))
+		(*C.int32_t)(unsafe.Pointer(&out[0])), C.int32_t(n), C.bool(parseSpecial), why.ptr(), why.size())
 	if got == C.INT32_MIN {
-		return nil, fmt.Errorf("%w: %s", ErrTokenize, takeLastError())
+		return nil, fmt.Errorf("%w: %s", ErrTokenize, why.String())
 	}
 	if got < 0 {
 		n = int(-got)
 		out = make([]int32, n)
 		got = C.aimind_tokenize(m.vocab, (*C.char)(ctext), C.int32_t(len(text)),
-			(*C.int32_t)(unsafe.Pointer(&out[0])), C.int32_t(n), C.bool(parseSpecial))
+			(*C.int32_t)(unsafe.Pointer(&out[0])), C.int32_t(n), C.bool(parseSpecial), why.ptr(), why.size())
 		if got < 0 {
 			return nil, fmt.Errorf("%w: token count changed between calls", ErrTokenize)
 		}
@@ -307,8 +308,9 @@ func Quantize(in, out string, ftype, threads int) error {
 	cin, cout := C.CString(in), C.CString(out)
 	defer C.free(unsafe.Pointer(cin))
 	defer C.free(unsafe.Pointer(cout))
-	if rc := C.aimind_quantize(cin, cout, C.int32_t(ftype), C.int32_t(threads)); rc != 0 {
-		return fmt.Errorf("cannot quantize %q: llama.cpp returned %d: %s", in, rc, takeLastError())
+	var why callErr
+	if rc := C.aimind_quantize(cin, cout, C.int32_t(ftype), C.int32_t(threads), why.ptr(), why.size()); rc != 0 {
+		return fmt.Errorf("cannot quantize %q: llama.cpp returned %d: %s", in, rc, why.String())
 	}
 	return nil
 }
