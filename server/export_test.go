@@ -5,3 +5,16 @@ var WatchPeeks = &watchPeeks
 
 // WatchClient exposes the disconnect watcher.
 var WatchClient = watchClient
+
+// HoldTokenizers takes every tokenizing slot of s until release is called.
+func HoldTokenizers(s *Server) (release func()) {
+	n := cap(s.tokenizing)
+	for i := 0; i < n; i++ {
+		s.tokenizing <- struct{}{}
+	}
+	return func() {
+		for i := 0; i < n; i++ {
+			<-s.tokenizing
+		}
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/aimind/aimind/auth"
@@ -83,7 +85,12 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, n
 		s.refuse(ctx, d, name, err)
 		return nil, false
 	}
-	s.tokenizing <- struct{}{}
+	if !s.tokenizeSlot() {
+		ctx.Response.Header.Set("Retry-After", "1")
+		fail(ctx, d, fasthttp.StatusServiceUnavailable, typeUnavailable,
+			fmt.Sprintf("every tokenizing slot stayed busy for %s (--tokenize-wait); the request was not scored, retry it", s.opts.TokenizeWait))
+		return nil, false
+	}
 	prep, err := model.Prepare(queries, o)
 	<-s.tokenizing
 	if errors.Is(err, engine.ErrQueryTooLong) {
@@ -116,6 +123,34 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, n
 	}
 	return ans, true
 }
+
+// tokenizeSlot takes one of the tokenizing slots, waiting at most
+// TokenizeWait; the wait and the refusals are in /metrics.
+func (s *Server) tokenizeSlot() bool {
+	select {
+	case s.tokenizing <- struct{}{}:
+		tokenizeWait.Update(0)
+		return true
+	default:
+	}
+	start := time.Now()
+	t := time.NewTimer(s.opts.TokenizeWait)
+	defer t.Stop()
+	select {
+	case s.tokenizing <- struct{}{}:
+		tokenizeWait.UpdateDuration(start)
+		return true
+	case <-t.C:
+		tokenizeWait.UpdateDuration(start)
+		tokenizeRefused.Inc()
+		return false
+	}
+}
+
+var (
+	tokenizeWait    = metrics.NewHistogram(`aimind_tokenize_wait_seconds`)
+	tokenizeRefused = metrics.NewCounter(`aimind_tokenize_refused_total`)
+)
 
 // refuse answers an engine error in the dialect's shape.
 func (s *Server) refuse(ctx *fasthttp.RequestCtx, d dialect, name string, err error) {

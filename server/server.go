@@ -28,6 +28,9 @@ type Options struct {
 	MaxDocuments    int           // documents per rerank request
 	MaxTokensPerDoc int           // tokens kept of each document before pairing (default 4096, as Cohere)
 	RequestTimeout  time.Duration // how long a request may wait for its scores
+	// TokenizeWait is how long a request waits for one of the tokenizing
+	// slots (2 per CPU) before a 503; --tokenize-wait.
+	TokenizeWait time.Duration
 	ReadTimeout     time.Duration // the body, once the headers are in
 	HeaderTimeout   time.Duration // the request line and headers (default 10 s, at most ReadTimeout)
 	WriteTimeout    time.Duration
@@ -51,6 +54,7 @@ const (
 	DefaultMaxDocuments    = 1000
 	DefaultMaxTokensPerDoc = 4096
 	DefaultRequestTimeout  = 5 * time.Minute
+	DefaultTokenizeWait    = 10 * time.Second
 	DefaultReadTimeout     = 30 * time.Second
 	DefaultHeaderTimeout   = 10 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
@@ -71,6 +75,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.TokenizeWait <= 0 {
+		o.TokenizeWait = DefaultTokenizeWait
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = DefaultReadTimeout

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 type testServer struct {
 	url string
 	mgr *models.Manager
+	srv *server.Server
 }
 
 // start serves the given name→path models on a loopback port.
@@ -82,7 +83,7 @@ func startWith(t *testing.T, o server.Options, eo engine.Options, paths map[stri
 		srv.Shutdown()
 		mgr.Close()
 	})
-	return &testServer{url: "http://" + ln.Addr().String(), mgr: mgr}
+	return &testServer{url: "http://" + ln.Addr().String(), mgr: mgr, srv: srv}
 }
 
 // wait blocks until the named models run.

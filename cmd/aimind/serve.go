@@ -89,6 +89,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-documents", Value: server.DefaultMaxDocuments, Usage: "documents per request", Destination: &cfg.Server.MaxDocuments},
 			&cli.IntFlag{Name: "max-body-bytes", Value: server.DefaultMaxBodyBytes, Usage: "request body limit", Destination: &cfg.Server.MaxBodyBytes},
 			&cli.DurationFlag{Name: "request-timeout", Value: server.DefaultRequestTimeout, Usage: "how long a request may wait for its scores", Destination: &cfg.Server.RequestTimeout},
+			&cli.DurationFlag{Name: "tokenize-wait", Value: server.DefaultTokenizeWait, Usage: "how long a request may wait to be tokenized (2 at a time per CPU) before a 503", Destination: &cfg.Server.TokenizeWait},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", Destination: &cfg.LogLevel},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", Destination: &cfg.LogFormat},
 		},
