@@ -7,6 +7,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -157,18 +158,41 @@ type Spec struct {
 	Revision string
 }
 
+// DefaultRevision is the branch a repo is read at when none is given:
+// ModelScope's default branch is master, Hugging Face's main.
+func DefaultRevision(s Source) string {
+	if s == ModelScope {
+		return "master"
+	}
+	return "main"
+}
+
+// IsLocalSpec says whether a --model value names a local file rather than a
+// hub repo: an existing file, a path starting with /, ./ or ../, or a name
+// ending in .gguf that has no hub prefix (hf:, ms:) and is not
+// owner/name/file.gguf.
+func IsLocalSpec(x string) bool {
+	if st, err := os.Stat(x); err == nil && !st.IsDir() {
+		return true
+	}
+	if strings.HasPrefix(x, "/") || strings.HasPrefix(x, "./") || strings.HasPrefix(x, "../") {
+		return true
+	}
+	return strings.HasSuffix(strings.ToLower(x), ".gguf") && !strings.Contains(x, ":") && strings.Count(x, "/") != 2
+}
+
 // ParseSpec reads a hub model spec.
 func ParseSpec(s string) (Spec, error) {
-	sp := Spec{Source: HuggingFace, Revision: "main"}
+	sp := Spec{Source: HuggingFace, Revision: DefaultRevision(HuggingFace)}
 	switch {
 	case strings.HasPrefix(s, "hf:"):
 		s = strings.TrimPrefix(s, "hf:")
 	case strings.HasPrefix(s, "huggingface:"):
 		s = strings.TrimPrefix(s, "huggingface:")
 	case strings.HasPrefix(s, "modelscope:"):
-		s, sp.Source, sp.Revision = strings.TrimPrefix(s, "modelscope:"), ModelScope, "master"
+		s, sp.Source, sp.Revision = strings.TrimPrefix(s, "modelscope:"), ModelScope, DefaultRevision(ModelScope)
 	case strings.HasPrefix(s, "ms:"):
-		s, sp.Source, sp.Revision = strings.TrimPrefix(s, "ms:"), ModelScope, "master"
+		s, sp.Source, sp.Revision = strings.TrimPrefix(s, "ms:"), ModelScope, DefaultRevision(ModelScope)
 	}
 	if i := strings.LastIndex(s, ":"); i > 0 && !strings.Contains(s[i:], "/") {
 		s, sp.Quant = s[:i], s[i+1:]

@@ -96,3 +96,15 @@ func (o offlineHub) Download(_ context.Context, l Listing, f File, _ string, _ f
 func (o offlineHub) Cached(repo, commit, file string) (string, bool) {
 	return o.h.Cached(repo, commit, file)
 }
+
+// BlobPath forwards the cache's blob path, so that deleting a model under
+// --offline removes its unfinished download too.
+func (o offlineHub) BlobPath(repo, sha256 string) (string, error) {
+	bp, ok := o.h.(interface {
+		BlobPath(repo, sha256 string) (string, error)
+	})
+	if !ok {
+		return "", fmt.Errorf("cannot find the blobs of %s: this hub has no local cache", repo)
+	}
+	return bp.BlobPath(repo, sha256)
+}

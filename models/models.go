@@ -221,10 +221,7 @@ func (r *Request) normalise() error {
 			}
 		}
 		if r.Revision == "" {
-			r.Revision = "main"
-			if r.Source == hub.ModelScope {
-				r.Revision = "master"
-			}
+			r.Revision = hub.DefaultRevision(r.Source)
 		}
 		if err := hub.ValidRevision(r.Revision); err != nil {
 			return err

@@ -136,10 +136,7 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 		repo := string(args.Peek("repo"))
 		rev := string(args.Peek("revision"))
 		if rev == "" {
-			rev = "main"
-			if source == hub.ModelScope {
-				rev = "master"
-			}
+			rev = hub.DefaultRevision(source)
 		}
 		l, err := h.List(rctx, repo, rev)
 		if errors.Is(err, hub.ErrInvalid) {

@@ -352,7 +352,7 @@ func modelRequests(specs, aliases []string) ([]models.Request, error) {
 	var out []models.Request
 	for i, x := range specs {
 		var r models.Request
-		if st, err := os.Stat(x); (err == nil && !st.IsDir()) || strings.HasPrefix(x, "/") || strings.HasPrefix(x, "./") || strings.HasPrefix(x, "../") || strings.HasSuffix(strings.ToLower(x), ".gguf") && !strings.Contains(x, ":") && strings.Count(x, "/") != 2 {
+		if hub.IsLocalSpec(x) {
 			r = models.Request{Source: hub.Local, Path: x, Name: models.NameFromFile(x)}
 		} else {
 			sp, err := hub.ParseSpec(x)
