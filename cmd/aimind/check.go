@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,10 +73,10 @@ model suspect or the worst difference is above --max-diff.`,
 }
 
 func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) error {
-	var golden []goldenLine
+	var golden []selfcheck.GoldenLine
 	if cfg.Golden != "" {
 		var err error
-		if golden, err = readGolden(cfg.Golden, cfg.Write != ""); err != nil {
+		if golden, err = selfcheck.ReadGolden(cfg.Golden, cfg.Write != ""); err != nil {
 			return err
 		}
 	}
@@ -137,21 +134,21 @@ func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) err
 		}
 	}
 	if golden != nil {
-		rep, err := compareGolden(ctx, m, golden, cfg.Scores == "sigmoid", cfg.MaxRel)
+		rep, err := selfcheck.CompareGolden(ctx, m, golden, cfg.Scores == "sigmoid", cfg.MaxRel)
 		if err != nil {
 			return err
 		}
-		if rep.n > 0 {
-			rep.print(out, cfg.Golden, cfg.Scores)
+		if rep.N > 0 {
+			rep.Print(out, cfg.Golden, cfg.Scores)
 		}
-		if cfg.MaxDiff > 0 && rep.worst > cfg.MaxDiff {
-			failures = append(failures, fmt.Sprintf("the worst golden difference %.4g is above --max-diff %g", rep.worst, cfg.MaxDiff))
+		if cfg.MaxDiff > 0 && rep.Worst > cfg.MaxDiff {
+			failures = append(failures, fmt.Sprintf("the worst golden difference %.4g is above --max-diff %g", rep.Worst, cfg.MaxDiff))
 		}
-		if rep.relOver > 0 {
-			failures = append(failures, fmt.Sprintf("%d golden scores differ by more than --max-rel-diff %g (relative, with the same absolute floor)", rep.relOver, cfg.MaxRel))
+		if rep.RelOver > 0 {
+			failures = append(failures, fmt.Sprintf("%d golden scores differ by more than --max-rel-diff %g (relative, with the same absolute floor)", rep.RelOver, cfg.MaxRel))
 		}
 		if cfg.Write != "" {
-			if err := writeScores(cfg.Write, golden, rep.got); err != nil {
+			if err := selfcheck.WriteScores(cfg.Write, golden, rep.Got); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "wrote %d raw scores to %s\n", len(golden), cfg.Write)
@@ -161,152 +158,4 @@ func check(ctx context.Context, spec string, cfg checkConfig, out io.Writer) err
 		return errors.New(strings.Join(failures, "; "))
 	}
 	return nil
-}
-
-// goldenLine is one line of a golden file.
-type goldenLine struct {
-	Query    string   `json:"query"`
-	Document string   `json:"document"`
-	Score    *float64 `json:"score"`
-	line     int
-}
-
-func readGolden(path string, scoresOptional bool) ([]goldenLine, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the golden file: %w", err)
-	}
-	defer f.Close()
-	var out []goldenLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		var g goldenLine
-		dec := json.NewDecoder(strings.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&g); err != nil {
-			return nil, fmt.Errorf("%s:%d: not a {query, document, score} line: %w", path, n, err)
-		}
-		if (g.Score == nil && !scoresOptional) || (g.Score != nil && math.IsNaN(*g.Score)) || g.Query == "" || g.Document == "" {
-			return nil, fmt.Errorf("%s:%d: a line needs a query, a document and a numeric score", path, n)
-		}
-		g.line = n
-		out = append(out, g)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the golden file: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no lines", path)
-	}
-	return out, nil
-}
-
-type goldenReport struct {
-	got              []float64 // raw scores, by line
-	relOver          int       // lines past --max-rel-diff
-	n, queries       int
-	worst, sum       float64
-	worstLine        goldenLine
-	worstGot         float64
-	agree, pairCount int // document pairs of one query ordered as expected
-}
-
-// compareGolden scores the golden lines, each query's documents in one
-// request, and compares them with the expected scores.
-func compareGolden(ctx context.Context, m *engine.Model, lines []goldenLine, sigmoid bool, maxRel float64) (*goldenReport, error) {
-	byQuery := map[string][]int{}
-	var order []string
-	for i, g := range lines {
-		if _, ok := byQuery[g.Query]; !ok {
-			order = append(order, g.Query)
-		}
-		byQuery[g.Query] = append(byQuery[g.Query], i)
-	}
-	rep := &goldenReport{queries: len(order), got: make([]float64, len(lines))}
-	for _, q := range order {
-		idx := byQuery[q]
-		docs := make([]string, len(idx))
-		for j, i := range idx {
-			docs[j] = lines[i].Document
-		}
-		res, err := m.Rerank(ctx, q, docs)
-		if err != nil {
-			return nil, fmt.Errorf("cannot score golden line %d: %w", lines[idx[0]].line, err)
-		}
-		for j, i := range idx {
-			rep.got[i] = res.Scores[j]
-			if lines[i].Score == nil {
-				continue
-			}
-			rep.n++
-			got := res.Scores[j]
-			if sigmoid {
-				got = 1 / (1 + math.Exp(-got))
-			}
-			d := math.Abs(got - *lines[i].Score)
-			if maxRel > 0 && d > maxRel*math.Abs(*lines[i].Score)+maxRel {
-				rep.relOver++
-			}
-			rep.sum += d
-			if d > rep.worst || rep.worstLine.line == 0 {
-				rep.worst, rep.worstLine, rep.worstGot = d, lines[i], got
-			}
-			for k := 0; k < j; k++ {
-				if lines[idx[k]].Score == nil {
-					continue
-				}
-				want := *lines[idx[k]].Score - *lines[i].Score
-				if want == 0 {
-					continue
-				}
-				rep.pairCount++
-				if (res.Scores[k]-res.Scores[j] > 0) == (want > 0) {
-					rep.agree++
-				}
-			}
-		}
-	}
-	return rep, nil
-}
-
-func (r *goldenReport) print(out io.Writer, path, kind string) {
-	fmt.Fprintf(out, "golden %s: %d lines, %d queries, scores as %s\n", path, r.n, r.queries, kind)
-	fmt.Fprintf(out, "  mean |difference| %.4g, worst %.4g at line %d (expected %.4g, got %.4g; query %q)\n",
-		r.sum/float64(r.n), r.worst, r.worstLine.line, *r.worstLine.Score, r.worstGot, excerpt(r.worstLine.Query))
-	if r.pairCount > 0 {
-		fmt.Fprintf(out, "  document pairs of one query ordered as expected: %d of %d\n", r.agree, r.pairCount)
-	}
-}
-
-// writeScores writes the golden lines with the raw scores got, atomically.
-func writeScores(path string, lines []goldenLine, got []float64) error {
-	var b strings.Builder
-	for i, g := range lines {
-		line, err := json.Marshal(map[string]any{"query": g.Query, "document": g.Document, "score": got[i]})
-		if err != nil {
-			return err
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("cannot write the scores: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("cannot write the scores: %w", err)
-	}
-	return nil
-}
-
-func excerpt(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		return string(r[:40]) + "…"
-	}
-	return s
 }
