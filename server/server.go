@@ -28,9 +28,6 @@ type Options struct {
 	MaxDocuments    int           // documents per rerank request
 	MaxTokensPerDoc int           // tokens kept of each document before pairing (default 4096, as Cohere)
 	RequestTimeout  time.Duration // how long a request may wait for its scores
-	// TokenizeWait is how long a request waits for one of the tokenizing
-	// slots (2 per CPU) before a 503; --tokenize-wait.
-	TokenizeWait time.Duration
 	ReadTimeout     time.Duration // the body, once the headers are in
 	HeaderTimeout   time.Duration // the request line and headers (default 10 s, at most ReadTimeout)
 	WriteTimeout    time.Duration
@@ -38,6 +35,10 @@ type Options struct {
 	MaxHeaderBytes  int
 	MaxConnsPerIP   int // concurrent connections from one client address
 	Logger          *slog.Logger
+
+	// TokenizeWait is how long a request waits for one of the tokenizing
+	// slots (2 per CPU) before a 503; --tokenize-wait.
+	TokenizeWait time.Duration
 
 	Hubs           map[hub.Source]hub.Hub // for /api/hub search and file lists
 	Keys           *auth.Keys             // API keys; nil or NoAuth: the rerank API is open
