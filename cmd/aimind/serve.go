@@ -21,6 +21,7 @@ import (
 	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/internal/cputarget"
 	"github.com/aimind/aimind/llama"
+	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
 	"github.com/aimind/aimind/store"
@@ -173,6 +174,26 @@ func serve(cfg serveConfig) error {
 	if err := cputarget.Check(cpuTarget); err != nil {
 		return err
 	}
+	// Everything the command line alone decides is checked before the data
+	// directory, the admin password or the port are touched.
+	requests, err := modelRequests(cfg.Models, cfg.Aliases)
+	if err != nil {
+		return err
+	}
+	hubs, err := newHubs(cfg.Offline)
+	if err != nil {
+		return err
+	}
+	if err := checkModels(requests, hubs, cfg.Offline); err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (choose another --port or --host)", addr, err)
+	}
+	defer ln.Close()
+
 	llama.Init(log)
 	log.Info("aimind starting", "version", version, "cpu_target", cpuTarget, "system", llama.SystemInfo())
 
@@ -208,22 +229,14 @@ func serve(cfg serveConfig) error {
 		log.Warn("no API key exists yet: create one with `aimind keys create --name NAME` (or --api-key, or --no-auth)")
 	}
 
-	hubs, err := newHubs(cfg.Offline)
-	if err != nil {
-		return err
-	}
 	cfg.Server.Hubs = hubs
-	mgr := models.NewManager(cfg.Engine, st, hubs, log)
+	mgr := models.NewManager(cfg.Engine, st, withHints(hubs, cfg.Offline), log)
 	mgr.MemoryBudget = cfg.MemoryBudget
 	if cfg.SelfCheck == "off" {
 		mgr.SelfCheck = nil
 	}
 	mgr.Observe = server.ObserveBatch
 	defer mgr.Close()
-	requests, err := modelRequests(cfg.Models, cfg.Aliases)
-	if err != nil {
-		return err
-	}
 	// Stored models first, so that a --model naming one of them reuses its
 	// files (no network) instead of deploying it anew.
 	if err := mgr.Restore(); err != nil {
@@ -241,11 +254,6 @@ func serve(cfg serveConfig) error {
 		log.Warn("no models yet: give --model, or deploy one on the web UI or with POST /api/models")
 	}
 
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", addr, err)
-	}
 	cfg.Server.Logger = log
 	cfg.Server.Cache = cfg.Engine.Cache
 	srv := server.New(mgr, cfg.Server)
@@ -267,31 +275,21 @@ func serve(cfg serveConfig) error {
 	}
 	log.Info("listening", "addr", scheme+"://"+ln.Addr().String(), "models", strings.Join(cfg.Models, ","), "data_dir", cfg.DataDir)
 
-	loaded := make(chan error, 1)
 	waitCtx, stopWaiting := context.WithCancel(context.Background())
 	defer stopWaiting()
 	go showProgress(waitCtx, mgr, names)
-	go func() { loaded <- mgr.WaitFor(waitCtx, names...) }()
+	go reportStartup(waitCtx, log, mgr, names)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
-	var runErr error
-	for done := false; !done; {
-		select {
-		case err := <-loaded:
-			if err != nil {
-				runErr, done = err, true
-			}
-			loaded = nil
-		case err := <-served:
-			return fmt.Errorf("cannot serve: %w", err)
-		case s := <-sig:
-			log.Info("shutting down", "signal", s.String())
-			done = true
-			if s == syscall.SIGTERM && cfg.DrainDelay > 0 {
-				drain(log, srv, sig, cfg.DrainDelay)
-			}
+	select {
+	case err := <-served:
+		return fmt.Errorf("cannot serve: %w", err)
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+		if s == syscall.SIGTERM && cfg.DrainDelay > 0 {
+			drain(log, srv, sig, cfg.DrainDelay)
 		}
 	}
 	shut := make(chan error, 1)
@@ -301,7 +299,28 @@ func serve(cfg serveConfig) error {
 	case <-time.After(cfg.ShutdownTimeout):
 		log.Warn("shutdown timed out; closing with requests open")
 	}
-	return runErr
+	return nil
+}
+
+// reportStartup waits for each --model to run or fail. A failure does not
+// stop aimind, not even when every --model fails: the web UI and the API
+// stay up, the model shows its error (which says how to fix it) with a
+// Retry, and /ready answers 503 while no model runs, so that a balancer
+// sends nothing here.
+func reportStartup(ctx context.Context, log *slog.Logger, mgr *models.Manager, names []string) {
+	failed := 0
+	for _, n := range names {
+		if err := mgr.WaitFor(ctx, n); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failed++
+			log.Warn("a --model did not start; aimind keeps serving: fix the cause (the error above says how), then press Retry on the Models page or POST /api/models/"+n+"/start", "model", n)
+		}
+	}
+	if failed > 0 && failed == len(names) {
+		log.Warn("no --model runs; the web UI and the API stay up, and /ready answers 503 until a model runs", "failed", failed)
+	}
 }
 
 // drain fails /ready and keeps serving for delay (or until a second
@@ -321,20 +340,11 @@ func drain(log *slog.Logger, srv *server.Server, sig <-chan os.Signal, delay tim
 // HF_TOKEN, HF_HUB_CACHE/HF_HOME; MODELSCOPE_DOMAIN, MODELSCOPE_API_TOKEN,
 // MODELSCOPE_CACHE. Offline, they answer from the cache only.
 func newHubs(offline bool) (map[hub.Source]hub.Hub, error) {
-	endpoint := os.Getenv("HF_ENDPOINT")
-	if endpoint == "" {
-		endpoint = hub.DefaultHFEndpoint
-	}
-	hf, err := hub.NewHuggingFace(endpoint, hub.HFToken(), hub.HFCacheDir(), nil)
+	hf, err := hub.NewHuggingFace(hfEndpoint(), hub.HFToken(), hub.HFCacheDir(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("HF_ENDPOINT: %w", err)
 	}
-	msCache := os.Getenv("MODELSCOPE_CACHE")
-	if msCache == "" {
-		home, _ := os.UserHomeDir()
-		msCache = filepath.Join(home, ".cache", "modelscope", "hub")
-	}
-	ms, err := hub.NewModelScope(hub.ModelScopeEndpoint(), os.Getenv("MODELSCOPE_API_TOKEN"), msCache, nil)
+	ms, err := hub.NewModelScope(hub.ModelScopeEndpoint(), os.Getenv("MODELSCOPE_API_TOKEN"), modelScopeCache(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("MODELSCOPE_DOMAIN: %w", err)
 	}
@@ -342,6 +352,21 @@ func newHubs(offline bool) (map[hub.Source]hub.Hub, error) {
 		return map[hub.Source]hub.Hub{hub.HuggingFace: hub.Offline(hf), hub.ModelScope: hub.Offline(ms)}, nil
 	}
 	return map[hub.Source]hub.Hub{hub.HuggingFace: hf, hub.ModelScope: ms}, nil
+}
+
+func hfEndpoint() string {
+	if e := os.Getenv("HF_ENDPOINT"); e != "" {
+		return e
+	}
+	return hub.DefaultHFEndpoint
+}
+
+func modelScopeCache() string {
+	if d := os.Getenv("MODELSCOPE_CACHE"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "modelscope", "hub")
 }
 
 // modelRequests reads the --model values: an existing file (or a name ending
@@ -374,6 +399,33 @@ func modelRequests(specs, aliases []string) ([]models.Request, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// checkModels refuses, before anything is written, the --model values that
+// cannot work whatever the network does: a local file that is missing or
+// no usable reranker GGUF, and with --offline a hub model the local cache
+// lacks. What depends on the network (the hub down, a download cut) is
+// left to the model's start, which aimind survives.
+func checkModels(requests []models.Request, hubs map[hub.Source]hub.Hub, offline bool) error {
+	for _, r := range requests {
+		if r.Source == hub.Local {
+			if _, err := modelfile.Check(r.Path); err != nil {
+				return err
+			}
+			continue
+		}
+		if !offline {
+			continue
+		}
+		l, err := hubs[r.Source].List(context.Background(), r.Repo, r.Revision)
+		if err != nil {
+			return fmt.Errorf("cannot serve --model %s: %w", r.Repo, err)
+		}
+		if _, err := hub.Pick(l.Files, r.File, r.Quant); err != nil {
+			return fmt.Errorf("cannot serve --model %s from the local cache: %w (run `aimind pull` for it where the hub is reachable)", r.Repo, err)
+		}
+	}
+	return nil
 }
 
 // showProgress draws download progress of the named models on stderr: a bar
