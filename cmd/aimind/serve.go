@@ -55,21 +55,22 @@ type serveConfig struct {
 func serveCommand() *cli.Command {
 	var cfg serveConfig
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "load reranker GGUFs and answer POST /v1/rerank",
+		Name:        "serve",
+		Usage:       "load reranker GGUFs and answer POST /v1/rerank",
+		Description: serveDescription,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file, or hub repo ([hf:|modelscope:]owner/name[:QUANT] or owner/name/file.gguf) to serve (repeatable)"},
+			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file, or hub repo ([hf:|modelscope:]owner/name[:QUANT] or owner/name/file.gguf) to serve (repeatable); hub downloads go through HF_ENDPOINT (see above)"},
 			&cli.Int64Flag{Name: "memory-budget", Usage: "bytes the loaded models may take (default: what the system reports available)"},
 			dataDirFlag(&cfg.DataDir),
 			&cli.StringSliceFlag{Name: "api-key", EnvVars: []string{"AIMIND_API_KEY"}, Usage: "accept this API key too (repeatable; never stored)"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "turn API-key checking off for the rerank API (the admin login stays)", Destination: &cfg.NoAuth},
 			&cli.StringFlag{Name: "bootstrap-password", EnvVars: []string{"AIMIND_BOOTSTRAP_PASSWORD"}, Usage: "first admin password (default: random, written to <data-dir>/initial_admin_password)", Destination: &cfg.BootstrapPassword},
-			&cli.StringFlag{Name: "tls-cert-file", Destination: &cfg.TLSCert},
-			&cli.StringFlag{Name: "tls-key-file", Destination: &cfg.TLSKey},
+			&cli.StringFlag{Name: "tls-cert-file", Usage: "serve HTTPS with this PEM certificate (chain) file; needs --tls-key-file (default: plain HTTP)", Destination: &cfg.TLSCert},
+			&cli.StringFlag{Name: "tls-key-file", Usage: "the PEM private key of --tls-cert-file", Destination: &cfg.TLSKey},
 			&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-For/-Proto are believed (repeatable)"},
 			&cli.StringSliceFlag{Name: "alias", Usage: "served name of the n-th --model (repeatable)"},
-			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Destination: &cfg.Host, EnvVars: []string{"AIMIND_HOST"}},
-			&cli.IntFlag{Name: "port", Value: 8080, Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
+			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 (or ::) every interface, for other machines and containers", Destination: &cfg.Host, EnvVars: []string{"AIMIND_HOST"}},
+			&cli.IntFlag{Name: "port", Value: 8080, Usage: "TCP port of the API and the web UI (0: any free port, named in the log)", Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads per model (0: all CPUs)", Destination: &cfg.Engine.Threads},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers a GPU build offloads (-1: all, 0: none; a CPU build ignores it)", Destination: &cfg.Engine.GPULayers},
 			&cli.StringFlag{Name: "device", Usage: "the GPU offloaded layers go to, by ggml's name (CUDA0; the startup log lists them); default: every GPU", Destination: &cfg.Engine.Device},
@@ -84,8 +85,8 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
 			&cli.DurationFlag{Name: "read-timeout", Value: server.DefaultReadTimeout, Usage: "time to receive a whole request", Destination: &cfg.Server.ReadTimeout},
 			&cli.DurationFlag{Name: "drain-delay", Usage: "on SIGTERM, answer /ready with 503 but keep serving this long before closing the listener (for balancers that poll /ready)", Destination: &cfg.DrainDelay, EnvVars: []string{"AIMIND_DRAIN_DELAY"}},
-			&cli.StringFlag{Name: "keys-file", Usage: "also accept the hashed API keys in this file (shared by replicas; reread when it changes; written by `aimind keys create --to-file`)", Destination: &cfg.KeysFile, EnvVars: []string{"AIMIND_KEYS_FILE"}},
-			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only (fill it with `aimind pull`)", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
+			&cli.StringFlag{Name: "keys-file", Usage: "also accept the hashed API keys in this file (shared by replicas; reread when it changes; written by 'aimind keys create --to-file')", Destination: &cfg.KeysFile, EnvVars: []string{"AIMIND_KEYS_FILE"}},
+			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only (fill it with 'aimind pull')", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long SIGTERM waits for requests in flight", Destination: &cfg.ShutdownTimeout},
 			&cli.IntFlag{Name: "max-documents", Value: server.DefaultMaxDocuments, Usage: "documents per request", Destination: &cfg.Server.MaxDocuments},
 			&cli.IntFlag{Name: "max-body-bytes", Value: server.DefaultMaxBodyBytes, Usage: "request body limit", Destination: &cfg.Server.MaxBodyBytes},
@@ -106,6 +107,26 @@ func serveCommand() *cli.Command {
 		},
 	}
 }
+
+// serveDescription is the head of "aimind serve --help".
+const serveDescription = `Serves the --model files and hub repos, and every model deployed before (kept in --data-dir),
+over HTTP: POST /v1/rerank (and the other dialects' routes), GET /v1/models, the web UI at /,
+GET /health (alive) and GET /ready (a model runs).
+
+A --model file that is missing or no usable reranker stops serve before anything is written.
+A hub that cannot be reached does not: the model is listed as failed, with the fix and a Retry
+on the Models page, and serve keeps running even when every --model fails (/ready answers 503
+until a model runs). Give a local .gguf path, or 'aimind pull' a repo where the hub is reachable
+and serve it here with --offline.
+
+Environment:
+  HF_ENDPOINT            Hugging Face hub or mirror to download from (default https://huggingface.co)
+  HF_TOKEN               token for gated or private repos, sent to HF_ENDPOINT's host only
+                         (also HUGGING_FACE_HUB_TOKEN)
+  HF_HUB_CACHE, HF_HOME  where downloads go (default ~/.cache/huggingface/hub)
+  MODELSCOPE_DOMAIN, MODELSCOPE_API_TOKEN, MODELSCOPE_CACHE
+                         the same for modelscope:owner/name repos
+  AIMIND_*               as named beside the flags below`
 
 func (c *serveConfig) validate() error {
 	if len(c.Aliases) > len(c.Models) {

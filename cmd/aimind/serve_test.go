@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,5 +170,124 @@ func TestServeSurvivesUnreachableHub(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("aimind did not stop on SIGTERM")
+	}
+}
+
+// TestServeHelp: serve --help describes every flag, keeps quoted commands
+// whole (a backquote would become the value's placeholder and vanish), and
+// names the hub's environment variables.
+func TestServeHelp(t *testing.T) {
+	out, code := run(t, "serve", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"HF_ENDPOINT", "HF_TOKEN", "HF_HUB_CACHE", "MODELSCOPE_DOMAIN",
+		"--keys-file value", "'aimind keys create --to-file'", "every --model fails"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+	described := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "--") {
+			continue
+		}
+		// "--name value [ --name value ]  usage (default: x) [$ENV]": the
+		// text after the flag's own column.
+		cols := strings.SplitN(strings.TrimSpace(line), "  ", 2)
+		text := ""
+		if len(cols) == 2 {
+			text = strings.TrimSpace(cols[1])
+		}
+		described[f[0]] = text != "" && !strings.HasPrefix(text, "(default:") && !strings.HasPrefix(text, "[$")
+		if !described[f[0]] {
+			t.Errorf("%s has no description: %q", f[0], line)
+		}
+	}
+	for _, flag := range []string{"--host", "--port", "--tls-cert-file", "--tls-key-file", "--model", "--offline"} {
+		if _, ok := described[flag]; !ok {
+			t.Errorf("serve --help does not list %s", flag)
+		}
+	}
+}
+
+// TestCommandLineMistakes: a mistyped command is answered with the closest
+// command, a bad flag with one short line pointing at the help; both exit 1.
+func TestCommandLineMistakes(t *testing.T) {
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"serv"}, []string{`"serv" is no command`, `did you mean "serve"?`, "aimind --help"}},
+		{[]string{"keys", "lst"}, []string{`did you mean "list"?`, "aimind keys --help"}},
+		{[]string{"frobnicate"}, []string{`"frobnicate" is no command`, "aimind --help"}},
+		{[]string{"serve", "--prot", "9000"}, []string{"unknown flag --prot", "did you mean --port?", "see aimind serve --help"}},
+		{[]string{"serve", "--port", "many"}, []string{`invalid value "many" for flag --port`, "see aimind serve --help"}},
+		{[]string{"keys", "create", "--nam", "x"}, []string{"did you mean --name?", "see aimind keys create --help"}},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, code := run(t, tc.args...)
+			if code != 1 {
+				t.Fatalf("exit %d:\n%s", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if n := strings.Count(strings.TrimSpace(out), "\n"); n > 1 || strings.Contains(out, "No help topic") || strings.Contains(out, "OPTIONS:") {
+				t.Errorf("want one short line, got %d lines:\n%s", n+1, out)
+			}
+		})
+	}
+}
+
+// TestRefusedServeWritesNothing: what the command line alone decides is
+// refused before the data directory (and its admin password) is created.
+func TestRefusedServeWritesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	good := testutil.MustModel(t, synth.Tiny())
+	junk := filepath.Join(t.TempDir(), "junk.gguf")
+	if err := os.WriteFile(junk, []byte("not a gguf at all, just text"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"missing file", []string{"--model", "/nonexistent/none.gguf"}, "cannot read model file"},
+		{"not a GGUF", []string{"--model", junk}, "damaged GGUF"},
+		{"bad repo", []string{"--model", "hf:bad repo/x"}, "invalid name"},
+		{"offline, not cached", []string{"--offline", "--model", "acme/never-pulled-GGUF"}, "aimind pull"},
+		{"port in use", []string{"--model", good, "--host", "127.0.0.1", "--port", fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)}, "cannot listen"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			cache := t.TempDir()
+			args := append([]string{"serve", "--data-dir", dir, "--no-auth"}, tc.args...)
+			if !strings.Contains(strings.Join(tc.args, " "), "--port") {
+				args = append(args, "--port", fmt.Sprint(testutil.FreePort(t)))
+			}
+			// A serve that is not refused would run on: the timeout ends it.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, args...)
+			cmd.Env = append(os.Environ(), "HF_HUB_CACHE="+cache, "HF_ENDPOINT=http://127.0.0.1:1")
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(strings.ToLower(string(out)), strings.ToLower(tc.msg)) {
+				t.Fatalf("%v, output lacks %q:\n%s", err, tc.msg, out)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("the refused serve created %s (%v):\n%s", dir, err, out)
+			}
+		})
 	}
 }
