@@ -76,7 +76,7 @@ func ParseBuildScript(text string) (Lists, error) {
 // git, which build.sh itself and the clone need.
 var Base = map[string]string{
 	"sh": "dash", "bash": "bash", "mount": "mount", "umount": "mount", "ldd": "libc-bin",
-	"go": "the Go toolchain build.sh requires", "git": "the clone itself",
+	"dpkg-query": "dpkg", "go": "the Go toolchain build.sh requires", "git": "the clone itself",
 }
 
 // Own are the programs this repository builds; the tests run them from
@@ -103,7 +103,7 @@ var PythonModules = map[string][]string{
 // PythonStdlib are the standard library modules the scripts may import.
 var PythonStdlib = map[string]bool{
 	"base64": true, "json": true, "sys": true, "os": true, "io": true, "math": true, "re": true,
-	"struct": true, "tempfile": true, "unicodedata": true, "collections": true, "itertools": true,
+	"struct": true, "tempfile": true, "unicodedata": true, "collections": true, "itertools": true, "importlib": true,
 }
 
 // Missing returns what build.sh's lists do not cover, one line each.

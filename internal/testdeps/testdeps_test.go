@@ -2,6 +2,7 @@ package testdeps_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -184,5 +185,78 @@ func TestMissing(t *testing.T) {
 	}
 	if _, err := testdeps.ParseBuildScript("BUILD_DEBS=(c++:g++)\n"); err == nil {
 		t.Fatal("a script without TEST_DEBS was accepted")
+	}
+}
+
+// pythonOwn are the packages of the interpreter and its standard library.
+var pythonOwn = regexp.MustCompile(`^(libpython3(\.\d+)?-(minimal|stdlib)|python3(\.\d+)?(-minimal)?)$`)
+
+// TestPythonModuleTableMatchesThisMachine checks the hand-kept module table
+// against the machine, where the packages are installed (CI, after
+// build.sh test): importing each module loads files of exactly the Debian
+// packages the table names, besides Python's own. This is how the missing
+// python3-protobuf would have shown: sentencepiece_model_pb2 loads it.
+func TestPythonModuleTableMatchesThisMachine(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		t.Skip("no dpkg here")
+	}
+	mods := map[string][]string{}
+	for m, pkgs := range testdeps.PythonModules {
+		mods[m] = pkgs
+	}
+	for m := range testdeps.PythonStdlib {
+		mods[m] = nil
+	}
+	for mod, want := range mods {
+		t.Run(mod, func(t *testing.T) {
+			out, err := exec.Command(python, "-c", `import importlib, sys
+before = set(sys.modules)
+importlib.import_module(sys.argv[1])
+for n in set(sys.modules) - before:
+    f = getattr(sys.modules[n], "__file__", None)
+    if f:
+        print(f)`, mod).CombinedOutput()
+			if err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("cannot import %s although build.sh test installs %v: %v\n%s", mod, want, err, out)
+				}
+				t.Skipf("%s is not importable here (%v)", mod, err)
+			}
+			got := map[string]bool{}
+			files := strings.Fields(string(out))
+			if len(files) > 0 {
+				q := exec.Command("dpkg-query", append([]string{"-S"}, files...)...)
+				var stderr strings.Builder
+				q.Stderr = &stderr
+				owners, _ := q.Output() // exit 1 when a file has no package: stderr names it
+				if strings.Contains(stderr.String(), "no path found") {
+					t.Fatalf("%s loads files no Debian package owns (pip?), which build.sh test cannot install:\n%s", mod, stderr.String())
+				}
+				for _, line := range strings.Split(strings.TrimSpace(string(owners)), "\n") {
+					pkgs, _, _ := strings.Cut(line, ": ")
+					for _, p := range strings.Split(pkgs, ", ") {
+						p, _, _ = strings.Cut(p, ":") // an architecture qualifier
+						if p != "" && !pythonOwn.MatchString(p) {
+							got[p] = true
+						}
+					}
+				}
+			}
+			wantSet := map[string]bool{}
+			for _, p := range want {
+				wantSet[p] = true
+			}
+			for p := range got {
+				if !wantSet[p] {
+					t.Errorf("importing %s loads files of %s, which testdeps.PythonModules does not name", mod, p)
+				}
+			}
+			for p := range wantSet {
+				if !got[p] {
+					t.Errorf("testdeps.PythonModules names %s for %s, but importing it loads nothing of it", p, mod)
+				}
+			}
+		})
 	}
 }
