@@ -22,8 +22,10 @@ BUILD_DEBS=(cmake:cmake ninja:ninja-build c++:g++ patch:patch)
 # chromium: the web UI test; nginx: the replicas test; the SentencePiece
 # library for /usr/bin/python3 and the protobuf module its sentencepiece_model_pb2
 # imports (Debian does not pull it in): the tokenizer parity test (internal/spmref);
-# systemd-analyze: the unit file check.
-TEST_DEBS=(chromium:chromium nginx:nginx /usr/lib/python3/dist-packages/sentencepiece/__init__.py:python3-sentencepiece /usr/lib/python3/dist-packages/google/protobuf/__init__.py:python3-protobuf systemd-analyze:systemd)
+# systemd-analyze: the unit file check; xz: the GPU bundle's dry run.
+# internal/testdeps checks that this list covers every program and Python
+# module the tests use, and that each entry is needed.
+TEST_DEBS=(chromium:chromium nginx:nginx /usr/lib/python3/dist-packages/sentencepiece/__init__.py:python3-sentencepiece /usr/lib/python3/dist-packages/google/protobuf/__init__.py:python3-protobuf systemd-analyze:systemd xz:xz-utils)
 
 # install_debs installs the packages whose command is missing: as root, or
 # through passwordless sudo; otherwise it prints the one command to run and

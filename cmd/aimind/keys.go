@@ -127,7 +127,7 @@ func keysCommand() *cli.Command {
 				Usage: "make a key; it is printed once",
 				Flags: []cli.Flag{
 					dataDirFlag(nil),
-					&cli.StringFlag{Name: "name", Required: true},
+					&cli.StringFlag{Name: "name", Required: true, Usage: "what the key is for (shown by keys list)"},
 					&cli.StringFlag{Name: "expires", Usage: "e.g. 30d or 12h (default: never)"},
 					&cli.StringFlag{Name: "models", Usage: "comma-separated models the key may use (default: all)"},
 					&cli.StringFlag{Name: "to-file", Usage: "add the key's hash to this keys file (for serve --keys-file) instead of the store; one writer at a time"},

@@ -21,7 +21,7 @@ import (
 func pullCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "pull",
-		Usage:     "download a model into the local cache (then `serve --offline` needs no network)",
+		Usage:     "download a model into the local cache (then 'serve --offline' needs no network)",
 		ArgsUsage: "REPO|FILE  ([hf:|modelscope:]owner/name[:QUANT], owner/name/file.gguf, or a local GGUF to check)",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -99,8 +99,8 @@ func healthCommand() *cli.Command {
 		Name:  "health",
 		Usage: "exit 0 when the server at --url answers /health (a container healthcheck)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8080/health", Destination: &url, EnvVars: []string{"AIMIND_HEALTH_URL"}},
-			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Second, Destination: &timeout},
+			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8080/health", Usage: "the /health URL to ask", Destination: &url, EnvVars: []string{"AIMIND_HEALTH_URL"}},
+			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Second, Usage: "how long to wait for the answer", Destination: &timeout},
 		},
 		Action: func(c *cli.Context) error {
 			client := &http.Client{Timeout: timeout}

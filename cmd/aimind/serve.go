@@ -21,6 +21,7 @@ import (
 	"github.com/aimind/aimind/hub"
 	"github.com/aimind/aimind/internal/cputarget"
 	"github.com/aimind/aimind/llama"
+	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/models"
 	"github.com/aimind/aimind/server"
 	"github.com/aimind/aimind/store"
@@ -54,21 +55,22 @@ type serveConfig struct {
 func serveCommand() *cli.Command {
 	var cfg serveConfig
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "load reranker GGUFs and answer POST /v1/rerank",
+		Name:        "serve",
+		Usage:       "load reranker GGUFs and answer POST /v1/rerank",
+		Description: serveDescription,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file, or hub repo ([hf:|modelscope:]owner/name[:QUANT] or owner/name/file.gguf) to serve (repeatable)"},
+			&cli.StringSliceFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF file, or hub repo ([hf:|modelscope:]owner/name[:QUANT] or owner/name/file.gguf) to serve (repeatable); hub downloads go through HF_ENDPOINT (see above)"},
 			&cli.Int64Flag{Name: "memory-budget", Usage: "bytes the loaded models may take (default: what the system reports available)"},
 			dataDirFlag(&cfg.DataDir),
 			&cli.StringSliceFlag{Name: "api-key", EnvVars: []string{"AIMIND_API_KEY"}, Usage: "accept this API key too (repeatable; never stored)"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "turn API-key checking off for the rerank API (the admin login stays)", Destination: &cfg.NoAuth},
 			&cli.StringFlag{Name: "bootstrap-password", EnvVars: []string{"AIMIND_BOOTSTRAP_PASSWORD"}, Usage: "first admin password (default: random, written to <data-dir>/initial_admin_password)", Destination: &cfg.BootstrapPassword},
-			&cli.StringFlag{Name: "tls-cert-file", Destination: &cfg.TLSCert},
-			&cli.StringFlag{Name: "tls-key-file", Destination: &cfg.TLSKey},
+			&cli.StringFlag{Name: "tls-cert-file", Usage: "serve HTTPS with this PEM certificate (chain) file; needs --tls-key-file (default: plain HTTP)", Destination: &cfg.TLSCert},
+			&cli.StringFlag{Name: "tls-key-file", Usage: "the PEM private key of --tls-cert-file", Destination: &cfg.TLSKey},
 			&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR whose X-Forwarded-For/-Proto are believed (repeatable)"},
 			&cli.StringSliceFlag{Name: "alias", Usage: "served name of the n-th --model (repeatable)"},
-			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Destination: &cfg.Host, EnvVars: []string{"AIMIND_HOST"}},
-			&cli.IntFlag{Name: "port", Value: 8080, Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
+			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 (or ::) every interface, for other machines and containers", Destination: &cfg.Host, EnvVars: []string{"AIMIND_HOST"}},
+			&cli.IntFlag{Name: "port", Value: 8080, Usage: "TCP port of the API and the web UI (0: any free port, named in the log)", Destination: &cfg.Port, EnvVars: []string{"AIMIND_PORT"}},
 			&cli.IntFlag{Name: "threads", Usage: "CPU threads per model (0: all CPUs)", Destination: &cfg.Engine.Threads},
 			&cli.IntFlag{Name: "gpu-layers", Value: -1, Usage: "layers a GPU build offloads (-1: all, 0: none; a CPU build ignores it)", Destination: &cfg.Engine.GPULayers},
 			&cli.StringFlag{Name: "device", Usage: "the GPU offloaded layers go to, by ggml's name (CUDA0; the startup log lists them); default: every GPU", Destination: &cfg.Engine.Device},
@@ -83,8 +85,8 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Usage: "concurrent connections from one client address", Destination: &cfg.Server.MaxConnsPerIP},
 			&cli.DurationFlag{Name: "read-timeout", Value: server.DefaultReadTimeout, Usage: "time to receive a whole request", Destination: &cfg.Server.ReadTimeout},
 			&cli.DurationFlag{Name: "drain-delay", Usage: "on SIGTERM, answer /ready with 503 but keep serving this long before closing the listener (for balancers that poll /ready)", Destination: &cfg.DrainDelay, EnvVars: []string{"AIMIND_DRAIN_DELAY"}},
-			&cli.StringFlag{Name: "keys-file", Usage: "also accept the hashed API keys in this file (shared by replicas; reread when it changes; written by `aimind keys create --to-file`)", Destination: &cfg.KeysFile, EnvVars: []string{"AIMIND_KEYS_FILE"}},
-			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only (fill it with `aimind pull`)", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
+			&cli.StringFlag{Name: "keys-file", Usage: "also accept the hashed API keys in this file (shared by replicas; reread when it changes; written by 'aimind keys create --to-file')", Destination: &cfg.KeysFile, EnvVars: []string{"AIMIND_KEYS_FILE"}},
+			&cli.BoolFlag{Name: "offline", Usage: "never use the network: hub models come from the local cache only (fill it with 'aimind pull')", Destination: &cfg.Offline, EnvVars: []string{"AIMIND_OFFLINE", "HF_HUB_OFFLINE"}},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, Usage: "how long SIGTERM waits for requests in flight", Destination: &cfg.ShutdownTimeout},
 			&cli.IntFlag{Name: "max-documents", Value: server.DefaultMaxDocuments, Usage: "documents per request", Destination: &cfg.Server.MaxDocuments},
 			&cli.IntFlag{Name: "max-body-bytes", Value: server.DefaultMaxBodyBytes, Usage: "request body limit", Destination: &cfg.Server.MaxBodyBytes},
@@ -106,6 +108,26 @@ func serveCommand() *cli.Command {
 		},
 	}
 }
+
+// serveDescription is the head of "aimind serve --help".
+const serveDescription = `Serves the --model files and hub repos, and every model deployed before (kept in --data-dir),
+over HTTP: POST /v1/rerank (and the other dialects' routes), GET /v1/models, the web UI at /,
+GET /health (alive) and GET /ready (a model runs).
+
+A --model file that is missing or no usable reranker stops serve before anything is written.
+A hub that cannot be reached does not: the model is listed as failed, with the fix and a Retry
+on the Models page, and serve keeps running even when every --model fails (/ready answers 503
+until a model runs). Give a local .gguf path, or 'aimind pull' a repo where the hub is reachable
+and serve it here with --offline.
+
+Environment:
+  HF_ENDPOINT            Hugging Face hub or mirror to download from (default https://huggingface.co)
+  HF_TOKEN               token for gated or private repos, sent to HF_ENDPOINT's host only
+                         (also HUGGING_FACE_HUB_TOKEN)
+  HF_HUB_CACHE, HF_HOME  where downloads go (default ~/.cache/huggingface/hub)
+  MODELSCOPE_DOMAIN, MODELSCOPE_API_TOKEN, MODELSCOPE_CACHE
+                         the same for modelscope:owner/name repos
+  AIMIND_*               as named beside the flags below`
 
 func (c *serveConfig) validate() error {
 	if len(c.Aliases) > len(c.Models) {
@@ -174,6 +196,26 @@ func serve(cfg serveConfig) error {
 	if err := cputarget.Check(cpuTarget); err != nil {
 		return err
 	}
+	// Everything the command line alone decides is checked before the data
+	// directory, the admin password or the port are touched.
+	requests, err := modelRequests(cfg.Models, cfg.Aliases)
+	if err != nil {
+		return err
+	}
+	hubs, err := newHubs(cfg.Offline)
+	if err != nil {
+		return err
+	}
+	if err := checkModels(requests, hubs, cfg.Offline); err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (choose another --port or --host)", addr, err)
+	}
+	defer ln.Close()
+
 	llama.Init(log)
 	log.Info("aimind starting", "version", version, "cpu_target", cpuTarget, "system", llama.SystemInfo())
 
@@ -209,21 +251,13 @@ func serve(cfg serveConfig) error {
 		log.Warn("no API key exists yet: create one with `aimind keys create --name NAME` (or --api-key, or --no-auth)")
 	}
 
-	hubs, err := newHubs(cfg.Offline)
-	if err != nil {
-		return err
-	}
 	cfg.Server.Hubs = hubs
-	mgr := models.New(models.Options{Engine: cfg.Engine, Store: st, Hubs: hubs, Logger: log,
+	mgr := models.New(models.Options{Engine: cfg.Engine, Store: st, Hubs: withHints(hubs, cfg.Offline), Logger: log,
 		MemoryBudget: cfg.MemoryBudget, Observe: server.ObserveBatch})
 	if cfg.SelfCheck == "off" {
 		mgr.SelfCheck = nil
 	}
 	defer mgr.Close()
-	requests, err := modelRequests(cfg.Models, cfg.Aliases)
-	if err != nil {
-		return err
-	}
 	// Stored models first, so that a --model naming one of them reuses its
 	// files (no network) instead of deploying it anew.
 	if err := mgr.Restore(); err != nil {
@@ -241,11 +275,6 @@ func serve(cfg serveConfig) error {
 		log.Warn("no models yet: give --model, or deploy one on the web UI or with POST /api/models")
 	}
 
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", addr, err)
-	}
 	cfg.Server.Logger = log
 	cfg.Server.Cache = cfg.Engine.Cache
 	srv := server.New(mgr, cfg.Server)
@@ -267,31 +296,21 @@ func serve(cfg serveConfig) error {
 	}
 	log.Info("listening", "addr", scheme+"://"+ln.Addr().String(), "models", strings.Join(cfg.Models, ","), "data_dir", cfg.DataDir)
 
-	loaded := make(chan error, 1)
 	waitCtx, stopWaiting := context.WithCancel(context.Background())
 	defer stopWaiting()
 	go showProgress(waitCtx, mgr, names)
-	go func() { loaded <- mgr.WaitFor(waitCtx, names...) }()
+	go reportStartup(waitCtx, log, mgr, names)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 
-	var runErr error
-	for done := false; !done; {
-		select {
-		case err := <-loaded:
-			if err != nil {
-				runErr, done = err, true
-			}
-			loaded = nil
-		case err := <-served:
-			return fmt.Errorf("cannot serve: %w", err)
-		case s := <-sig:
-			log.Info("shutting down", "signal", s.String())
-			done = true
-			if s == syscall.SIGTERM && cfg.DrainDelay > 0 {
-				drain(log, srv, sig, cfg.DrainDelay)
-			}
+	select {
+	case err := <-served:
+		return fmt.Errorf("cannot serve: %w", err)
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+		if s == syscall.SIGTERM && cfg.DrainDelay > 0 {
+			drain(log, srv, sig, cfg.DrainDelay)
 		}
 	}
 	shut := make(chan error, 1)
@@ -301,7 +320,28 @@ func serve(cfg serveConfig) error {
 	case <-time.After(cfg.ShutdownTimeout):
 		log.Warn("shutdown timed out; closing with requests open")
 	}
-	return runErr
+	return nil
+}
+
+// reportStartup waits for each --model to run or fail. A failure does not
+// stop aimind, not even when every --model fails: the web UI and the API
+// stay up, the model shows its error (which says how to fix it) with a
+// Retry, and /ready answers 503 while no model runs, so that a balancer
+// sends nothing here.
+func reportStartup(ctx context.Context, log *slog.Logger, mgr *models.Manager, names []string) {
+	failed := 0
+	for _, n := range names {
+		if err := mgr.WaitFor(ctx, n); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failed++
+			log.Warn("a --model did not start; aimind keeps serving: fix the cause (the error above says how), then press Retry on the Models page or POST /api/models/"+n+"/start", "model", n)
+		}
+	}
+	if failed > 0 && failed == len(names) {
+		log.Warn("no --model runs; the web UI and the API stay up, and /ready answers 503 until a model runs", "failed", failed)
+	}
 }
 
 // drain fails /ready and keeps serving for delay (or until a second
@@ -321,20 +361,11 @@ func drain(log *slog.Logger, srv *server.Server, sig <-chan os.Signal, delay tim
 // HF_TOKEN, HF_HUB_CACHE/HF_HOME; MODELSCOPE_DOMAIN, MODELSCOPE_API_TOKEN,
 // MODELSCOPE_CACHE. Offline, they answer from the cache only.
 func newHubs(offline bool) (map[hub.Source]hub.Hub, error) {
-	endpoint := os.Getenv("HF_ENDPOINT")
-	if endpoint == "" {
-		endpoint = hub.DefaultHFEndpoint
-	}
-	hf, err := hub.NewHuggingFace(endpoint, hub.HFToken(), hub.HFCacheDir(), nil)
+	hf, err := hub.NewHuggingFace(hfEndpoint(), hub.HFToken(), hub.HFCacheDir(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("HF_ENDPOINT: %w", err)
 	}
-	msCache := os.Getenv("MODELSCOPE_CACHE")
-	if msCache == "" {
-		home, _ := os.UserHomeDir()
-		msCache = filepath.Join(home, ".cache", "modelscope", "hub")
-	}
-	ms, err := hub.NewModelScope(hub.ModelScopeEndpoint(), os.Getenv("MODELSCOPE_API_TOKEN"), msCache, nil)
+	ms, err := hub.NewModelScope(hub.ModelScopeEndpoint(), os.Getenv("MODELSCOPE_API_TOKEN"), modelScopeCache(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("MODELSCOPE_DOMAIN: %w", err)
 	}
@@ -342,6 +373,21 @@ func newHubs(offline bool) (map[hub.Source]hub.Hub, error) {
 		return map[hub.Source]hub.Hub{hub.HuggingFace: hub.Offline(hf), hub.ModelScope: hub.Offline(ms)}, nil
 	}
 	return map[hub.Source]hub.Hub{hub.HuggingFace: hf, hub.ModelScope: ms}, nil
+}
+
+func hfEndpoint() string {
+	if e := os.Getenv("HF_ENDPOINT"); e != "" {
+		return e
+	}
+	return hub.DefaultHFEndpoint
+}
+
+func modelScopeCache() string {
+	if d := os.Getenv("MODELSCOPE_CACHE"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "modelscope", "hub")
 }
 
 // modelRequests reads the --model values: an existing file (or a name ending
@@ -374,6 +420,33 @@ func modelRequests(specs, aliases []string) ([]models.Request, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// checkModels refuses, before anything is written, the --model values that
+// cannot work whatever the network does: a local file that is missing or
+// no usable reranker GGUF, and with --offline a hub model the local cache
+// lacks. What depends on the network (the hub down, a download cut) is
+// left to the model's start, which aimind survives.
+func checkModels(requests []models.Request, hubs map[hub.Source]hub.Hub, offline bool) error {
+	for _, r := range requests {
+		if r.Source == hub.Local {
+			if _, err := modelfile.Check(r.Path); err != nil {
+				return err
+			}
+			continue
+		}
+		if !offline {
+			continue
+		}
+		l, err := hubs[r.Source].List(context.Background(), r.Repo, r.Revision)
+		if err != nil {
+			return fmt.Errorf("cannot serve --model %s: %w", r.Repo, err)
+		}
+		if _, err := hub.Pick(l.Files, r.File, r.Quant); err != nil {
+			return fmt.Errorf("cannot serve --model %s from the local cache: %w (run `aimind pull` for it where the hub is reachable)", r.Repo, err)
+		}
+	}
+	return nil
 }
 
 // showProgress draws download progress of the named models on stderr: a bar
