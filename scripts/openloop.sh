@@ -26,7 +26,8 @@
 # python3-numpy under /usr/bin/python3).
 #
 # Environment: DURATION (seconds per open-loop cell, 300), ROUNDS (3), LOADS
-# ("0.5 0.8"), CAP_C (4), CAP_N (12), CAPACITY (requests/s, measured when
+# ("0.5 0.8"), REQUESTS (arrivals per cell instead of DURATION: a trial on a
+# busy machine still gets requests), CAP_C (4), CAP_N (12), CAPACITY (requests/s, measured when
 # unset), SHAPE (base), TYPE (q8_0), BENCH_DIR (/tmp/aimind-openloop),
 # OUT_DIR (docs/bench-results), LABEL (file-name suffix; "trial" marks noisy
 # trial figures), AIMIND_FLAGS, LLAMA_FLAGS, ORT_NB (10 batches), PYTHON
@@ -66,7 +67,9 @@ table="$out_dir/$name.md"
 : >"$results"
 : >"$requests"
 echo "cpu: $cpu_line"
-echo "model: $shape $type; duration ${duration}s x loads ($loads) x rounds $rounds; raw: $results"
+length_line="${duration}s"
+[ -n "${REQUESTS:-}" ] && length_line="$REQUESTS requests"
+echo "model: $shape $type; $length_line x loads ($loads) x rounds $rounds; raw: $results"
 
 servers=(aimind)
 [ -n "${LLAMA_SERVER:-}" ] && servers+=(llama-server)
@@ -173,7 +176,9 @@ for round in $(seq 1 "$rounds"); do
     for server in "${order[@]}"; do
       start_server "$server"
       raw="$dir/raw-$server-$round-$k.jsonl"
-      line=$("$dir/rerankload" -url "$url/v1/rerank" -model bench -json -rate "$rate" -duration "${duration}s" \
+      length=(-duration "${duration}s")
+      [ -n "${REQUESTS:-}" ] && length=(-n "$REQUESTS")
+      line=$("$dir/rerankload" -url "$url/v1/rerank" -model bench -json -rate "$rate" "${length[@]}" \
         -docs $docs -dwords $dwords -warmup 1 -seed "$seed" -raw "$raw")
       stop_server
       record open "$server" "$round" "$frac" "$line"
@@ -196,7 +201,7 @@ for l in open(sys.argv[1]):
   fi
 done
 
-"$python" - "$results" "$requests" "$cpu_line" "$duration" "$rounds" "${LABEL:-}" <<'EOF' | tee "$table"
+"$python" - "$results" "$requests" "$cpu_line" "$length_line" "$rounds" "${LABEL:-}" <<'EOF' | tee "$table"
 import json, math, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 reqs = [json.loads(l) for l in open(sys.argv[2])]
@@ -212,7 +217,7 @@ def pct(xs, p):
 
 note = " — NOISY TRIAL FIGURES (shared machine, short cells), not results" if "trial" in label else ""
 print(f"# Open-loop benchmark{note}\n")
-print(f"CPU: {cpu}. Request: 20 documents x 120 words. Open-loop cells of {duration} s, {rounds} round(s).\n")
+print(f"CPU: {cpu}. Request: 20 documents x 120 words. Open-loop cells of {duration}, {rounds} round(s).\n")
 
 cap = {r["server"]: r["result"] for r in rows if r["kind"] == "capacity"}
 ort = {}
@@ -252,6 +257,8 @@ for f in fracs:
         if s in cap and offered > cap[s]["achieved_rate"]:
             flag = " (over its capacity)"
         print(f"| {f*100:.0f} % | {s}{flag} | {offered:.3f} | {n} | {err} | {achieved:.3f} | {p[0.5]:.0f} | {p[0.95]:.0f} | {p[0.99]:.0f} | {max(lat) if lat else float('nan'):.0f} | {pct(lag, 0.99):.1f} |")
+if any(r["result"]["errors"] for r in opens):
+    print("\nErrors (for example 429 past aimind's --max-queue-tokens) are left out of the percentiles: read them with the errors column.")
 if len(servers) == 2:
     a, l = servers
     print(f"\n### aimind / llama-server (CPU: {cpu})\n")
