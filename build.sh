@@ -200,8 +200,7 @@ case "${1:-build}" in
     rm -rf "$out" && mkdir -p "$out" && out=$(cd "$out" && pwd)
     go build -buildmode=c-archive -tags aimind_carchive -trimpath -ldflags "-s -w" -o "$out/libaimind.a" ./cmd/aimind
     CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$out/synthgguf" ./cmd/synthgguf
-    [ -d ../shared/bench/rerankload ] || die "gpu-bundle wants ../shared/bench/rerankload (the load client) beside the clone"
-    (cd ../shared/bench/rerankload && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/rerankload" .)
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/rerankload" ./cmd/rerankload
     src=$(mktemp -d)
     llama_source "$src" > /dev/null
     rm -rf "$src/src/ml/backend/ggml/ggml/src/ggml-metal" "$src/src/ml/backend/ggml/ggml/src/ggml-vulkan" "$src/src/ml/backend/ggml/ggml/src/ggml-hip"

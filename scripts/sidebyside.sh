@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side latency benchmark: aimind and llama.cpp's llama-server on the
-# same synthetic GGUF, driven by the same neutral load client (rerankload from
-# ../shared/bench), rounds alternated (each server is restarted every round,
+# same synthetic GGUF, driven by the same neutral load client (cmd/rerankload),
+# rounds alternated (each server is restarted every round,
 # so aimind's score cache starts empty), medians printed with the CPU model.
 #
 #   LLAMA_SERVER=/path/to/llama-server scripts/sidebyside.sh
@@ -31,8 +31,7 @@ loads=${LOADS:-a b c d}
 threads=$(nproc)
 mkdir -p "$dir"
 ./build.sh >/dev/null
-load_src=${RERANKLOAD_SRC:-$root/../shared/bench/rerankload}
-(cd "$load_src" && go build -o "$dir/rerankload" .)
+go build -o "$dir/rerankload" ./cmd/rerankload
 model="$dir/$shape-$type.gguf"
 [ -f "$model" ] || bin/synthgguf -shape "$shape" -type "$type" -out "$model"
 
