@@ -64,10 +64,10 @@ type Facts struct {
 	HasTemplate   bool // tokenizer.chat_template.rerank present
 	// Decoder marks a causal reranker read on its last token (qwen3):
 	// it needs a key/value cache of KVHeads*HeadDim per token and layer.
-	Decoder bool
-	KVHeads int
-	HeadDim int
-	Warnings      []string
+	Decoder  bool
+	KVHeads  int
+	HeadDim  int
+	Warnings []string
 }
 
 // Check parses path and verifies it is a loadable reranker.
