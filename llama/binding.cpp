@@ -123,7 +123,7 @@ extern "C" int32_t aimind_tokenize(const struct llama_vocab * vocab, const char 
 
 extern "C" int32_t aimind_encode(struct llama_context * ctx, struct llama_batch * batch,
                                  const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs,
-                                 float * out, int32_t n_out) {
+                                 float * out, int32_t n_out, bool causal) {
     try {
         int32_t n = 0;
         for (int32_t s = 0; s < n_seqs; s++) {
@@ -134,11 +134,20 @@ extern "C" int32_t aimind_encode(struct llama_context * ctx, struct llama_batch 
                 batch->seq_id[n][0] = s;
                 // Only first tokens are read; patch 0001 then skips the
                 // last layer for the others (stock llama.cpp overrides this).
-                batch->logits[n]    = j == 0;
+                // A causal model is read on its last token.
+                batch->logits[n]    = causal ? j == seq_lens[s] - 1 : j == 0;
             }
         }
         batch->n_tokens = n;
-        int32_t rc = llama_encode(ctx, *batch);
+        int32_t rc;
+        if (causal) {
+            // Each call is a fresh set of sequences: nothing of the last
+            // call's cache may be attended to.
+            llama_memory_clear(llama_get_memory(ctx), true);
+            rc = llama_decode(ctx, *batch);
+        } else {
+            rc = llama_encode(ctx, *batch);
+        }
         if (rc != 0) {
             return rc;
         }

@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -36,6 +37,10 @@ type Context struct {
 	params  ContextParams
 	nClsOut int
 	nVocab  int
+	// causal: a decoder reranker (qwen3), decoded on an emptied cache and
+	// read on each sequence's last token, whose two outputs are the
+	// softmax of the "yes" and "no" logits.
+	causal bool
 }
 
 // NewContext creates a context for rank-pooled encoding on m.
@@ -67,6 +72,11 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if ctx.nClsOut < 1 {
 		ctx.nClsOut = 1
 	}
+	ctx.causal = m.Causal()
+	if ctx.causal && ctx.nClsOut != 2 {
+		ctx.Close()
+		return nil, fmt.Errorf("%w: a causal reranker needs the two outputs yes and no, this model has %d", ErrContext, ctx.nClsOut)
+	}
 	runtime.SetFinalizer(ctx, (*Context).Close)
 	return ctx, nil
 }
@@ -88,9 +98,10 @@ func (c *Context) Close() error {
 	return nil
 }
 
-// Encode runs one encoder pass over sequences laid out back to back in
-// tokens, seqLens[i] tokens each, and returns the first rank output (the raw
-// relevance logit) of each sequence. Every limit is checked here so that no
+// Encode runs one pass over sequences laid out back to back in tokens,
+// seqLens[i] tokens each, and returns the raw relevance logit of each
+// sequence: the first rank output of an encoder, the log-odds of "yes" of a
+// causal reranker. Every limit is checked here so that no
 // input can reach one of ggml's aborts.
 func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	c.mu.Lock()
@@ -130,7 +141,7 @@ func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	out := make([]float32, len(seqLens)*c.nClsOut)
 	rc := C.aimind_encode(c.c, &c.batch,
 		(*C.int32_t)(unsafe.Pointer(&tokens[0])), (*C.int32_t)(unsafe.Pointer(&lens[0])), C.int32_t(len(lens)),
-		(*C.float)(unsafe.Pointer(&out[0])), C.int32_t(c.nClsOut))
+		(*C.float)(unsafe.Pointer(&out[0])), C.int32_t(c.nClsOut), C.bool(c.causal))
 	runtime.KeepAlive(tokens)
 	runtime.KeepAlive(lens)
 	if rc != 0 {
@@ -141,6 +152,12 @@ func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	}
 	scores := make([]float32, len(seqLens))
 	for i := range scores {
+		if c.causal {
+			// log(p(yes)/p(no)) = logit(yes) - logit(no): the log-odds the
+			// model card's sigmoid turns back into p(yes).
+			scores[i] = float32(math.Log(float64(out[i*2])) - math.Log(float64(out[i*2+1])))
+			continue
+		}
 		scores[i] = out[i*c.nClsOut]
 	}
 	return scores, nil
