@@ -34,6 +34,10 @@ const DefaultMaxChunks = 10
 type Query struct {
 	Text string
 	Docs []string
+	// Instruction replaces the model's default task instruction (decoder
+	// rerankers such as Qwen3-Reranker); "" keeps it. A model without
+	// one refuses it with ErrNoInstruction.
+	Instruction string
 }
 
 // DocPlace says where a document's pairs are in a Prepared batch.
@@ -66,7 +70,11 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 	total := 0
 	p := &Prepared{Places: make([][]DocPlace, len(queries))}
 	for qi, q := range queries {
-		qt, err := m.llm.Tokenize(validUTF8(q.Text), false)
+		qtext, err := m.layout.QueryText(validUTF8(q.Text), validUTF8(q.Instruction))
+		if err != nil {
+			return nil, err
+		}
+		qt, err := m.llm.Tokenize(qtext, false)
 		if err != nil {
 			return nil, fmt.Errorf("cannot tokenize the query: %w", err)
 		}
@@ -76,7 +84,7 @@ func (m *Model) Prepare(queries []Query, o DocOptions) (*Prepared, error) {
 		}
 		p.Places[qi] = make([]DocPlace, len(q.Docs))
 		for di, d := range q.Docs {
-			dt, err := m.llm.Tokenize(validUTF8(d), false)
+			dt, err := m.llm.Tokenize(m.layout.DocText(validUTF8(d)), false)
 			if err != nil {
 				return nil, fmt.Errorf("cannot tokenize document %d: %w", di, err)
 			}

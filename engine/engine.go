@@ -338,7 +338,8 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 	if err != nil {
 		return nil, err
 	}
-	if info.NClsOut != 1 {
+	causal := llm.Causal()
+	if (!causal && info.NClsOut != 1) || (causal && info.NClsOut != 2) {
 		return nil, fmt.Errorf("%w: %d outputs", modelfile.ErrNotReranker, info.NClsOut)
 	}
 	ctxLen := o.Ctx
@@ -362,7 +363,7 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	layout, err := chooseLayout(llm, info)
+	layout, err := chooseLayout(llm, info, causal)
 	if err != nil {
 		return nil, err
 	}
@@ -388,7 +389,10 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, o Options) (*Model, erro
 	return m, nil
 }
 
-func chooseLayout(llm *llama.Model, info llama.Info) (Layout, error) {
+func chooseLayout(llm *llama.Model, info llama.Info, causal bool) (Layout, error) {
+	if causal {
+		return NewInstructLayout(info.RerankPrompt, llm)
+	}
 	if info.RerankPrompt != "" {
 		return NewTemplateLayout(info.RerankPrompt, llm)
 	}

@@ -21,7 +21,7 @@ int32_t aimind_device_count(void);
 int32_t aimind_device(int32_t i, char * name, int32_t name_len, char * desc, int32_t desc_len,
                       uint64_t * mem_free, uint64_t * mem_total);
 struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
-                                          int32_t n_threads, bool flash_attn);
+                                          int32_t n_threads, bool flash_attn, bool f32_cache);
 int32_t aimind_tokenize(const struct llama_vocab * vocab, const char * text, int32_t len,
                         int32_t * out, int32_t n_max, bool parse_special);
 // aimind_encode runs one pass over n_seqs sequences laid out back to back in

@@ -55,7 +55,10 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	}
 	loadMu.Lock()
 	takeLastError()
-	c := C.aimind_context_new(m.c, C.uint32_t(p.Tokens), C.uint32_t(p.Sequences), C.int32_t(p.Threads), C.bool(p.FlashAttn))
+	// A causal model's keys and values go through a cache, F16 by default in
+	// llama.cpp: F32 keeps its scores as close to the reference as an
+	// encoder's (the cache is emptied every call, so it is small).
+	c := C.aimind_context_new(m.c, C.uint32_t(p.Tokens), C.uint32_t(p.Sequences), C.int32_t(p.Threads), C.bool(p.FlashAttn), C.bool(m.causalLocked()))
 	why := takeLastError()
 	loadMu.Unlock()
 	if c == nil {
@@ -72,7 +75,7 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	if ctx.nClsOut < 1 {
 		ctx.nClsOut = 1
 	}
-	ctx.causal = m.Causal()
+	ctx.causal = m.causalLocked()
 	if ctx.causal && ctx.nClsOut != 2 {
 		ctx.Close()
 		return nil, fmt.Errorf("%w: a causal reranker needs the two outputs yes and no, this model has %d", ErrContext, ctx.nClsOut)

@@ -164,6 +164,10 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 func (m *Model) Causal() bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	return m.causalLocked()
+}
+
+func (m *Model) causalLocked() bool {
 	if m.c == nil {
 		return false
 	}

@@ -30,7 +30,9 @@ type qwen3Layer struct {
 	ffnNorm, gate, up, down            []float64
 }
 
-// LoadQwen3 reads an F32 Qwen3 reranker GGUF.
+// LoadQwen3 reads a Qwen3 reranker GGUF: F32, or F16 and Q8_0 weights
+// dequantized to float64 (the error of a quantized file's arithmetic can
+// then be told from the error of its stored weights).
 func LoadQwen3(path string) (*Qwen3, error) {
 	f, err := gguf.ParseGGUFFile(path)
 	if err != nil {
@@ -75,19 +77,11 @@ func LoadQwen3(path string) (*Qwen3, error) {
 			firstErr = fmt.Errorf("reference: tensor %s missing", name)
 			return nil
 		}
-		if ti.Type != gguf.GGMLTypeF32 {
-			firstErr = fmt.Errorf("reference: tensor %s is %s, want F32", name, ti.Type)
-			return nil
-		}
 		n := ti.Elements()
 		start := uint64(f.TensorDataStartOffset) + ti.Offset
-		if start+4*n > uint64(len(raw)) {
-			firstErr = fmt.Errorf("reference: tensor %s outside the file", name)
-			return nil
-		}
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[start+4*uint64(i):])))
+		out, err := decode(raw, start, n, ti.Type)
+		if err != nil {
+			firstErr = fmt.Errorf("reference: tensor %s: %w", name, err)
 		}
 		return out
 	}
@@ -231,4 +225,60 @@ func (m *Qwen3) Logits(ids []int32) (yes, no float64, err error) {
 func (m *Qwen3) Score(ids []int32) (float64, error) {
 	yes, no, err := m.Logits(ids)
 	return yes - no, err
+}
+
+// decode reads n values of a tensor stored as F32, F16 or Q8_0 (blocks of
+// 32: an F16 scale and 32 signed bytes) at start of raw.
+func decode(raw []byte, start, n uint64, typ gguf.GGMLType) ([]float64, error) {
+	var size uint64
+	switch typ {
+	case gguf.GGMLTypeF32:
+		size = 4 * n
+	case gguf.GGMLTypeF16:
+		size = 2 * n
+	case gguf.GGMLTypeQ8_0:
+		if n%32 != 0 {
+			return nil, fmt.Errorf("%d values are not whole Q8_0 blocks", n)
+		}
+		size = n / 32 * 34
+	default:
+		return nil, fmt.Errorf("type %s, want F32, F16 or Q8_0", typ)
+	}
+	if start+size > uint64(len(raw)) || start+size < start {
+		return nil, fmt.Errorf("outside the file")
+	}
+	b := raw[start : start+size]
+	out := make([]float64, n)
+	for i := range out {
+		switch typ {
+		case gguf.GGMLTypeF32:
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+		case gguf.GGMLTypeF16:
+			out[i] = half(binary.LittleEndian.Uint16(b[2*i:]))
+		case gguf.GGMLTypeQ8_0:
+			blk := b[i/32*34:]
+			out[i] = half(binary.LittleEndian.Uint16(blk)) * float64(int8(blk[2+i%32]))
+		}
+	}
+	return out, nil
+}
+
+// half converts IEEE 754 half precision bits.
+func half(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	exp := int(h>>10) & 0x1f
+	mant := float64(h & 0x3ff)
+	switch exp {
+	case 0:
+		return sign * mant * math.Pow(2, -24)
+	case 31:
+		if mant == 0 {
+			return math.Inf(int(sign))
+		}
+		return math.NaN()
+	}
+	return sign * (1 + mant/1024) * math.Pow(2, float64(exp-15))
 }

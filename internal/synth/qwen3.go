@@ -207,7 +207,9 @@ func WriteQwen3(path string, s Qwen3Spec) error {
 		return d
 	}
 	lin := func(in, out uint64) []float32 { return normal(in*out, 1/math.Sqrt(float64(in))) }
-	emb := normal(E*V, 1)
+	// Embeddings (and so a tied head) at 2/sqrt(E), as an untied head: the
+	// yes and no logits then land in a few units, as a real reranker's do.
+	emb := normal(E*V, 2/math.Sqrt(float64(E)))
 	ts := []tensor{{"token_embd.weight", []uint64{E, V}, emb}}
 	for l := 0; l < s.Layers; l++ {
 		b := fmt.Sprintf("blk.%d.", l)
@@ -234,7 +236,7 @@ func WriteQwen3(path string, s Qwen3Spec) error {
 		copy(head[:E], emb[yes*E:(yes+1)*E])
 		copy(head[E:], emb[no*E:(no+1)*E])
 	} else {
-		head = normal(2*E, 1)
+		head = normal(2*E, 2/math.Sqrt(float64(E)))
 	}
 	ts = append(ts,
 		tensor{"output_norm.weight", []uint64{E}, around1(E)},
