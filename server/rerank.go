@@ -131,7 +131,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, n
 	s.tokenizing <- struct{}{}
 	prep, err := model.Prepare(queries, o)
 	<-s.tokenizing
-	if errors.Is(err, engine.ErrQueryTooLong) {
+	if errors.Is(err, engine.ErrQueryTooLong) || errors.Is(err, engine.ErrNoInstruction) {
 		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
 		return nil, false
 	}
@@ -218,7 +218,7 @@ func (s *Server) rerank(ctx *fasthttp.RequestCtx, p *auth.Principal, d dialect) 
 		texts[i] = dc.text
 	}
 	refuse := d == dialectTEI && req.Truncate != nil && !bool(*req.Truncate)
-	ans, ok := s.run(ctx, d, model, name, []engine.Query{{Text: *req.Query, Docs: texts}}, o, refuse)
+	ans, ok := s.run(ctx, d, model, name, []engine.Query{{Text: *req.Query, Docs: texts, Instruction: req.Instruction}}, o, refuse)
 	if !ok {
 		return
 	}

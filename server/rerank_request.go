@@ -24,6 +24,9 @@ type rerankRequest struct {
 	Normalize       flexBool          `json:"normalize"` // GPUStack llama-box: sigmoid(logit)
 	MinScore        *float64          `json:"min_score"`
 	LongDocuments   string            `json:"long_documents"` // "truncate" (default) or "chunk"
+	// Instruction replaces a decoder reranker's task instruction
+	// (Qwen3-Reranker's "<Instruct>:" line); refused for models without one.
+	Instruction string `json:"instruction"`
 	// Cohere.
 	RankFields      []string `json:"rank_fields"`
 	MaxChunksPerDoc *int     `json:"max_chunks_per_doc"`
