@@ -549,6 +549,11 @@ func Estimate(f *modelfile.Facts, o engine.Options) int64 {
 	tokens := int64(max(o.BatchTokens, o.Ctx, engine.DefaultBatchTokens, engine.DefaultCtx))
 	e, ff, h := int64(f.Embedding), int64(f.FeedForward), int64(f.Heads)
 	work := tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
+	if f.Decoder {
+		// A decoder's keys and values go through a cache of the call's
+		// tokens (F32: llama.ContextParams), and SwiGLU has a third matrix.
+		work += 2*int64(f.Layers)*tokens*int64(f.KVHeads*f.HeadDim)*4 + tokens*ff*4
+	}
 	weights := f.SizeBytes
 	if f.FileType == "Q8_0" && engine.UsesBF16(f, o) { // 34 bytes a block of 32 become 64
 		weights = weights / 34 * 64
