@@ -46,12 +46,13 @@ type (
 
 // Sentinel errors.
 var (
-	ErrClosed       = batch.ErrClosed
-	ErrNonFinite    = batch.ErrNonFinite
-	ErrEmpty        = batch.ErrEmpty
-	ErrOverloaded   = batch.ErrOverloaded
-	ErrTooLarge     = batch.ErrTooLarge
-	ErrQueryTooLong = batch.ErrQueryTooLong
+	ErrClosed        = batch.ErrClosed
+	ErrNonFinite     = batch.ErrNonFinite
+	ErrEmpty         = batch.ErrEmpty
+	ErrOverloaded    = batch.ErrOverloaded
+	ErrTooLarge      = batch.ErrTooLarge
+	ErrQueryTooLong  = batch.ErrQueryTooLong
+	ErrNoInstruction = batch.ErrNoInstruction
 )
 
 // Pair layouts.
@@ -59,6 +60,9 @@ const (
 	LayoutRoBERTa  = batch.LayoutRoBERTa
 	LayoutBERT     = batch.LayoutBERT
 	LayoutTemplate = batch.LayoutTemplate
+	LayoutInstruct = batch.LayoutInstruct
+	// Qwen3Template is Qwen3-Reranker's prompt (batch.Qwen3Template).
+	Qwen3Template = batch.Qwen3Template
 )
 
 // NewScoreCache returns a cache of at most maxBytes; 0 or less: no cache (nil).
@@ -299,7 +303,8 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, digest [32]byte, o Optio
 	if err != nil {
 		return nil, err
 	}
-	if info.NClsOut != 1 {
+	causal := llm.Causal()
+	if (!causal && info.NClsOut != 1) || (causal && info.NClsOut != 2) {
 		return nil, fmt.Errorf("%w: %d outputs", modelfile.ErrNotReranker, info.NClsOut)
 	}
 	ctxLen := o.Ctx
@@ -323,7 +328,7 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, digest [32]byte, o Optio
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	layout, err := chooseLayout(llm, info)
+	layout, err := chooseLayout(llm, info, causal)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +349,10 @@ func newModel(llm *llama.Model, facts *modelfile.Facts, digest [32]byte, o Optio
 	return m, nil
 }
 
-func chooseLayout(llm *llama.Model, info llama.Info) (Layout, error) {
+func chooseLayout(llm *llama.Model, info llama.Info, causal bool) (Layout, error) {
+	if causal {
+		return batch.NewInstructLayout(info.RerankPrompt, llm)
+	}
 	if info.RerankPrompt != "" {
 		return batch.NewTemplateLayout(info.RerankPrompt, llm)
 	}

@@ -13,11 +13,16 @@ type Shape struct {
 	Embedding   int
 	FeedForward int
 	Heads       int
+	// A decoder reranker (qwen3) caches keys and values for the call's
+	// tokens: Layers x KVHeads x HeadDim each.
+	Decoder                  bool
+	Layers, KVHeads, HeadDim int
 }
 
 // ShapeOf is the shape a checked file declares.
 func ShapeOf(f *modelfile.Facts) Shape {
-	return Shape{FileType: f.FileType, SizeBytes: f.SizeBytes, Embedding: f.Embedding, FeedForward: f.FeedForward, Heads: f.Heads}
+	return Shape{FileType: f.FileType, SizeBytes: f.SizeBytes, Embedding: f.Embedding, FeedForward: f.FeedForward, Heads: f.Heads,
+		Decoder: f.Decoder, Layers: f.Layers, KVHeads: f.KVHeads, HeadDim: f.HeadDim}
 }
 
 // Plan is the one place where a model's kernel path and its memory are
@@ -57,6 +62,11 @@ func NewPlan(s Shape, o Options, cpu llama.CPUFeatures) Plan {
 	if s.Embedding > 0 {
 		e, ff, h := int64(s.Embedding), int64(s.FeedForward), int64(s.Heads)
 		p.Work = tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
+		if s.Decoder {
+			// The key/value cache of the call's tokens (F32:
+			// llama.ContextParams), and SwiGLU's third matrix.
+			p.Work += 2*int64(s.Layers)*tokens*int64(s.KVHeads*s.HeadDim)*4 + tokens*ff*4
+		}
 	} else {
 		p.Work = workAllowance(s.SizeBytes)
 	}

@@ -122,7 +122,7 @@ extern "C" struct llama_model * aimind_model_load(const char * path, bool vocab_
 }
 
 extern "C" struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
-                                                     int32_t n_threads, bool flash_attn, char * err, int32_t err_len) {
+                                                     int32_t n_threads, bool flash_attn, bool f32_cache, char * err, int32_t err_len) {
     err_scope scope(err, err_len);
     try {
         llama_context_params p = llama_context_default_params();
@@ -139,6 +139,10 @@ extern "C" struct llama_context * aimind_context_new(struct llama_model * model,
         // Sequences share one unified buffer: otherwise llama.cpp splits n_ctx
         // across n_seq_max and rounds it up per sequence.
         p.kv_unified      = true;
+        if (f32_cache) {
+            p.type_k = GGML_TYPE_F32;
+            p.type_v = GGML_TYPE_F32;
+        }
         return llama_init_from_model(model, p);
     } catch (const std::exception & e) {
         log_exception(e);
@@ -161,25 +165,96 @@ extern "C" int32_t aimind_tokenize(const struct llama_vocab * vocab, const char 
     }
 }
 
+// decode_shared_prefix decodes a causal model's sequences whose first
+// tokens are the same (the system prompt and, within one request, the
+// instruction and query) with that prefix computed once: it is decoded as
+// sequence 0, its cache cells are shared with every other sequence, then
+// each sequence's own tokens follow at the prefix's positions. Causal
+// attention makes the result the same as decoding each sequence whole.
+static int32_t decode_shared_prefix(struct llama_context * ctx, struct llama_batch * batch,
+                                    const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs,
+                                    int32_t prefix) {
+    llama_memory_t mem = llama_get_memory(ctx);
+    for (int32_t j = 0; j < prefix; j++) {
+        batch->token[j]     = tokens[j];
+        batch->pos[j]       = j;
+        batch->n_seq_id[j]  = 1;
+        batch->seq_id[j][0] = 0;
+        batch->logits[j]    = j == prefix - 1; // read and discarded: a pass with no output is not pooled
+    }
+    batch->n_tokens = prefix;
+    int32_t rc = llama_decode(ctx, *batch);
+    if (rc != 0) {
+        return rc;
+    }
+    for (int32_t s = 1; s < n_seqs; s++) {
+        llama_memory_seq_cp(mem, 0, s, -1, -1);
+    }
+    int32_t n = 0, off = 0;
+    for (int32_t s = 0; s < n_seqs; s++) {
+        for (int32_t j = prefix; j < seq_lens[s]; j++, n++) {
+            batch->token[n]     = tokens[off + j];
+            batch->pos[n]       = j;
+            batch->n_seq_id[n]  = 1;
+            batch->seq_id[n][0] = s;
+            batch->logits[n]    = j == seq_lens[s] - 1;
+        }
+        off += seq_lens[s];
+    }
+    batch->n_tokens = n;
+    return llama_decode(ctx, *batch);
+}
+
+// common_prefix is the number of leading tokens all sequences share, kept
+// below the shortest sequence's length so that each has a token of its own.
+static int32_t common_prefix(const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs) {
+    int32_t p = seq_lens[0] - 1;
+    int32_t off = seq_lens[0];
+    for (int32_t s = 1; s < n_seqs && p > 0; s++) {
+        if (seq_lens[s] - 1 < p) {
+            p = seq_lens[s] - 1;
+        }
+        int32_t j = 0;
+        while (j < p && tokens[off + j] == tokens[j]) {
+            j++;
+        }
+        p = j;
+        off += seq_lens[s];
+    }
+    return p;
+}
+
 extern "C" int32_t aimind_encode(struct llama_context * ctx, struct llama_batch * batch,
                                  const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs,
-                                 float * out, int32_t n_out, char * err, int32_t err_len) {
+                                 float * out, int32_t n_out, bool causal, char * err, int32_t err_len) {
     err_scope scope(err, err_len);
     try {
-        int32_t n = 0;
-        for (int32_t s = 0; s < n_seqs; s++) {
-            for (int32_t j = 0; j < seq_lens[s]; j++, n++) {
-                batch->token[n]     = tokens[n];
-                batch->pos[n]       = j;
-                batch->n_seq_id[n]  = 1;
-                batch->seq_id[n][0] = s;
-                // Only first tokens are read; patch 0001 then skips the
-                // last layer for the others (stock llama.cpp overrides this).
-                batch->logits[n]    = j == 0;
-            }
+        int32_t rc;
+        int32_t prefix = causal && n_seqs > 1 ? common_prefix(tokens, seq_lens, n_seqs) : 0;
+        if (causal) {
+            // Each call is a fresh set of sequences: nothing of the last
+            // call's cache may be attended to.
+            llama_memory_clear(llama_get_memory(ctx), true);
         }
-        batch->n_tokens = n;
-        int32_t rc = llama_encode(ctx, *batch);
+        if (prefix > 0) {
+            rc = decode_shared_prefix(ctx, batch, tokens, seq_lens, n_seqs, prefix);
+        } else {
+            int32_t n = 0;
+            for (int32_t s = 0; s < n_seqs; s++) {
+                for (int32_t j = 0; j < seq_lens[s]; j++, n++) {
+                    batch->token[n]     = tokens[n];
+                    batch->pos[n]       = j;
+                    batch->n_seq_id[n]  = 1;
+                    batch->seq_id[n][0] = s;
+                    // Only first tokens are read; patch 0001 then skips the
+                    // last layer for the others (stock llama.cpp overrides this).
+                    // A causal model is read on its last token.
+                    batch->logits[n]    = causal ? j == seq_lens[s] - 1 : j == 0;
+                }
+            }
+            batch->n_tokens = n;
+            rc = causal ? llama_decode(ctx, *batch) : llama_encode(ctx, *batch);
+        }
         if (rc != 0) {
             return rc;
         }

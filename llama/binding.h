@@ -26,15 +26,17 @@ int32_t aimind_device_count(void);
 int32_t aimind_device(int32_t i, char * name, int32_t name_len, char * desc, int32_t desc_len,
                       uint64_t * mem_free, uint64_t * mem_total);
 struct llama_context * aimind_context_new(struct llama_model * model, uint32_t n_ctx, uint32_t n_seq_max,
-                                          int32_t n_threads, bool flash_attn, char * err, int32_t err_len);
+                                          int32_t n_threads, bool flash_attn, bool f32_cache, char * err, int32_t err_len);
 int32_t aimind_tokenize(const struct llama_vocab * vocab, const char * text, int32_t len,
                         int32_t * out, int32_t n_max, bool parse_special, char * err, int32_t err_len);
-// aimind_encode runs one encoder pass over n_seqs sequences laid out back to
-// back in tokens (seq_lens[i] tokens each) and copies n_out floats per
-// sequence into out. Returns 0 on success.
+// aimind_encode runs one pass over n_seqs sequences laid out back to back in
+// tokens (seq_lens[i] tokens each) and copies n_out floats per sequence into
+// out. An encoder reads each sequence's first token; a causal model (causal)
+// runs llama_decode on an emptied cache and reads each sequence's last token.
+// Returns 0 on success.
 int32_t aimind_encode(struct llama_context * ctx, struct llama_batch * batch,
                       const int32_t * tokens, const int32_t * seq_lens, int32_t n_seqs,
-                      float * out, int32_t n_out, char * err, int32_t err_len);
+                      float * out, int32_t n_out, bool causal, char * err, int32_t err_len);
 int32_t aimind_token_to_piece(const struct llama_vocab * vocab, int32_t token, char * buf, int32_t len);
 uint32_t aimind_quantize(const char * in, const char * out, int32_t ftype, int32_t n_threads, char * err, int32_t err_len);
 

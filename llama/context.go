@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -36,6 +37,10 @@ type Context struct {
 	params  ContextParams
 	nClsOut int
 	nVocab  int
+	// causal: a decoder reranker (qwen3), decoded on an emptied cache and
+	// read on each sequence's last token, whose two outputs are the
+	// softmax of the "yes" and "no" logits.
+	causal bool
 }
 
 // NewContext creates a context for rank-pooled encoding on m.
@@ -49,7 +54,10 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 		return nil, ErrClosed
 	}
 	var why callErr
-	c := C.aimind_context_new(m.c, C.uint32_t(p.Tokens), C.uint32_t(p.Sequences), C.int32_t(p.Threads), C.bool(p.FlashAttn), why.ptr(), why.size())
+	// A causal model's keys and values go through a cache, F16 by default in
+	// llama.cpp: F32 keeps its scores as close to the reference as an
+	// encoder's (the cache is emptied every call, so it is small).
+	c := C.aimind_context_new(m.c, C.uint32_t(p.Tokens), C.uint32_t(p.Sequences), C.int32_t(p.Threads), C.bool(p.FlashAttn), C.bool(m.causalLocked()), why.ptr(), why.size())
 	if c == nil {
 		return nil, fmt.Errorf("%w: %s", ErrContext, why.String())
 	}
@@ -63,6 +71,11 @@ func NewContext(m *Model, p ContextParams) (*Context, error) {
 	}
 	if ctx.nClsOut < 1 {
 		ctx.nClsOut = 1
+	}
+	ctx.causal = m.causalLocked()
+	if ctx.causal && ctx.nClsOut != 2 {
+		ctx.Close()
+		return nil, fmt.Errorf("%w: a causal reranker needs the two outputs yes and no, this model has %d", ErrContext, ctx.nClsOut)
 	}
 	runtime.SetFinalizer(ctx, (*Context).Close)
 	return ctx, nil
@@ -85,9 +98,10 @@ func (c *Context) Close() error {
 	return nil
 }
 
-// Encode runs one encoder pass over sequences laid out back to back in
-// tokens, seqLens[i] tokens each, and returns the first rank output (the raw
-// relevance logit) of each sequence. Every limit is checked here so that no
+// Encode runs one pass over sequences laid out back to back in tokens,
+// seqLens[i] tokens each, and returns the raw relevance logit of each
+// sequence: the first rank output of an encoder, the log-odds of "yes" of a
+// causal reranker. Every limit is checked here so that no
 // input can reach one of ggml's aborts.
 func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	c.mu.Lock()
@@ -128,7 +142,7 @@ func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	var why callErr
 	rc := C.aimind_encode(c.c, &c.batch,
 		(*C.int32_t)(unsafe.Pointer(&tokens[0])), (*C.int32_t)(unsafe.Pointer(&lens[0])), C.int32_t(len(lens)),
-		(*C.float)(unsafe.Pointer(&out[0])), C.int32_t(c.nClsOut), why.ptr(), why.size())
+		(*C.float)(unsafe.Pointer(&out[0])), C.int32_t(c.nClsOut), C.bool(c.causal), why.ptr(), why.size())
 	runtime.KeepAlive(tokens)
 	runtime.KeepAlive(lens)
 	if rc != 0 {
@@ -139,6 +153,12 @@ func (c *Context) Encode(tokens []int32, seqLens []int) ([]float32, error) {
 	}
 	scores := make([]float32, len(seqLens))
 	for i := range scores {
+		if c.causal {
+			// log(p(yes)/p(no)) = logit(yes) - logit(no): the log-odds the
+			// model card's sigmoid turns back into p(yes).
+			scores[i] = float32(math.Log(float64(out[i*2])) - math.Log(float64(out[i*2+1])))
+			continue
+		}
 		scores[i] = out[i*c.nClsOut]
 	}
 	return scores, nil

@@ -159,6 +159,22 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	return m, nil
 }
 
+// Causal reports whether the model is a decoder reranker read on its last
+// token (qwen3) rather than an encoder read on its first.
+func (m *Model) Causal() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.causalLocked()
+}
+
+func (m *Model) causalLocked() bool {
+	if m.c == nil {
+		return false
+	}
+	a, _ := m.meta("general.architecture")
+	return a == "qwen3"
+}
+
 // Close frees the model. It is idempotent. Contexts made from the model must
 // be closed first.
 func (m *Model) Close() error {

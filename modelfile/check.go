@@ -62,7 +62,12 @@ type Facts struct {
 	FileType      string // e.g. "Q8_0", "F16"
 	SizeBytes     int64
 	HasTemplate   bool // tokenizer.chat_template.rerank present
-	Warnings      []string
+	// Decoder marks a causal reranker read on its last token (qwen3):
+	// it needs a key/value cache of KVHeads*HeadDim per token and layer.
+	Decoder  bool
+	KVHeads  int
+	HeadDim  int
+	Warnings []string
 }
 
 // Check parses path and verifies it is a loadable reranker.
@@ -173,9 +178,21 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	}
 
 	arch, _ := m.str("general.architecture")
-	if !architectures[arch] {
-		return fmt.Errorf("%w: architecture %q (aimind runs BERT/XLM-RoBERTa cross-encoders: bert, jina-bert-v2)", ErrNotReranker, arch)
+	switch {
+	case architectures[arch]:
+		return checkEncoder(f, m, arch)
+	case arch == "qwen3":
+		return checkQwen3(f, m)
 	}
+	return fmt.Errorf("%w: architecture %q; %s", ErrNotReranker, arch, Supported)
+}
+
+// Supported names the model families aimind serves, for refusals.
+const Supported = "aimind runs BERT/XLM-RoBERTa cross-encoders (architectures bert, jina-bert-v2) and Qwen3 rerankers (qwen3)"
+
+// checkEncoder checks a BERT-style cross-encoder: rank pooling on the first
+// token through a one-output head.
+func checkEncoder(f *gguf.GGUFFile, m meta, arch string) error {
 	pooling, ok, err := m.num(arch + ".pooling_type")
 	if err != nil {
 		return err
@@ -223,58 +240,12 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	if !tokenizers[tok] {
 		return fmt.Errorf("%w: tokenizer.ggml.model %q is not supported", ErrNotReranker, tok)
 	}
-	nTokens, ok := m.arrayLen("tokenizer.ggml.tokens")
-	if !ok || nTokens == 0 || nTokens > maxVocab {
-		return fmt.Errorf("%w: tokenizer.ggml.tokens is missing or has %d entries", ErrDamaged, nTokens)
-	}
-	// llama.cpp aborts (GGML_ASSERT) on a vocabulary with duplicate tokens,
-	// as it reads them: each as a C string (cut at its first NUL), an empty
-	// one renamed "[EMPTY_<index>]". A very long token overflows the stack
-	// while it builds its tokenizer.
-	if v, ok := m.kvs.Get("tokenizer.ggml.tokens"); ok {
-		av := v.ValueArray()
-		if av.Type != gguf.GGUFMetadataValueTypeString {
-			return fmt.Errorf("%w: tokenizer.ggml.tokens is not a string array", ErrDamaged)
-		}
-		seen := make(map[string]int, nTokens)
-		for i, t := range av.ValuesString() {
-			if len(t) > MaxTokenBytes {
-				return fmt.Errorf("%w: token %d is %d bytes long (at most %d)", ErrDamaged, i, len(t), MaxTokenBytes)
-			}
-			as := t
-			if k := strings.IndexByte(as, 0); k >= 0 {
-				as = as[:k]
-			}
-			if as == "" {
-				as = fmt.Sprintf("[EMPTY_%d]", i)
-			}
-			if j, dup := seen[as]; dup {
-				return fmt.Errorf("%w: token %d (%q) appears twice in the vocabulary as llama.cpp reads it: %q, like token %d (%q)", ErrDamaged, i, t, as, j, av.ValuesString()[j])
-			}
-			seen[as] = i
-		}
-	}
-	for _, k := range []string{"tokenizer.ggml.scores", "tokenizer.ggml.token_type"} {
-		if n, ok := m.arrayLen(k); ok && n != nTokens {
-			return fmt.Errorf("%w: %s has %d entries for %d tokens", ErrDamaged, k, n, nTokens)
-		}
-	}
-	for _, k := range []string{"bos", "eos", "unknown", "seperator", "padding", "cls", "mask"} {
-		key := "tokenizer.ggml." + k + "_token_id"
-		if v, ok, err := m.num(key); err != nil {
-			return err
-		} else if ok && v >= uint64(nTokens) && v != 0xFFFFFFFF {
-			return fmt.Errorf("%w: %s = %d is outside the vocabulary of %d", ErrDamaged, key, v, nTokens)
-		}
+	nTokens, err := checkVocab(m)
+	if err != nil {
+		return err
 	}
 
-	dims := func(name string) ([]uint64, error) {
-		ti, ok := f.TensorInfos.Get(name)
-		if !ok {
-			return nil, fmt.Errorf("%w: tensor %s is missing", ErrNotReranker, name)
-		}
-		return ti.Dimensions, nil
-	}
+	dims := tensorDims(f)
 	te, err := dims("token_embd.weight")
 	if err != nil {
 		return err
@@ -332,6 +303,69 @@ func checkFile(f *gguf.GGUFFile, size int64) error {
 	return nil
 }
 
+// tensorDims returns a lookup of tensor dimensions; a missing tensor is
+// ErrNotReranker.
+func tensorDims(f *gguf.GGUFFile) func(name string) ([]uint64, error) {
+	return func(name string) ([]uint64, error) {
+		ti, ok := f.TensorInfos.Get(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: tensor %s is missing", ErrNotReranker, name)
+		}
+		return ti.Dimensions, nil
+	}
+}
+
+// checkVocab checks the vocabulary as llama.cpp reads it and returns its
+// size.
+func checkVocab(m meta) (int, error) {
+	nTokens, ok := m.arrayLen("tokenizer.ggml.tokens")
+	if !ok || nTokens == 0 || nTokens > maxVocab {
+		return 0, fmt.Errorf("%w: tokenizer.ggml.tokens is missing or has %d entries", ErrDamaged, nTokens)
+	}
+	// llama.cpp aborts (GGML_ASSERT) on a vocabulary with duplicate tokens,
+	// as it reads them: each as a C string (cut at its first NUL), an empty
+	// one renamed "[EMPTY_<index>]". A very long token overflows the stack
+	// while it builds its tokenizer.
+	if v, ok := m.kvs.Get("tokenizer.ggml.tokens"); ok {
+		av := v.ValueArray()
+		if av.Type != gguf.GGUFMetadataValueTypeString {
+			return 0, fmt.Errorf("%w: tokenizer.ggml.tokens is not a string array", ErrDamaged)
+		}
+		seen := make(map[string]int, nTokens)
+		for i, t := range av.ValuesString() {
+			if len(t) > MaxTokenBytes {
+				return 0, fmt.Errorf("%w: token %d is %d bytes long (at most %d)", ErrDamaged, i, len(t), MaxTokenBytes)
+			}
+			as := t
+			if k := strings.IndexByte(as, 0); k >= 0 {
+				as = as[:k]
+			}
+			if as == "" {
+				as = fmt.Sprintf("[EMPTY_%d]", i)
+			}
+			if j, dup := seen[as]; dup {
+				return 0, fmt.Errorf("%w: token %d (%q) appears twice in the vocabulary as llama.cpp reads it: %q, like token %d (%q)", ErrDamaged, i, t, as, j, av.ValuesString()[j])
+			}
+			seen[as] = i
+		}
+	}
+	for _, k := range []string{"tokenizer.ggml.scores", "tokenizer.ggml.token_type"} {
+		if n, ok := m.arrayLen(k); ok && n != nTokens {
+			return 0, fmt.Errorf("%w: %s has %d entries for %d tokens", ErrDamaged, k, n, nTokens)
+		}
+	}
+	for _, k := range []string{"bos", "eos", "unknown", "seperator", "padding", "cls", "mask"} {
+		key := "tokenizer.ggml." + k + "_token_id"
+		if v, ok, err := m.num(key); err != nil {
+			return 0, err
+		} else if ok && v >= uint64(nTokens) && v != 0xFFFFFFFF {
+			return 0, fmt.Errorf("%w: %s = %d is outside the vocabulary of %d", ErrDamaged, key, v, nTokens)
+		}
+	}
+
+	return nTokens, nil
+}
+
 // MaxTokenBytes bounds one vocabulary entry (real vocabularies stay under
 // a hundred bytes; llama.cpp's tokenizer build recursed out of stack on a
 // 60,000-byte one).
@@ -382,6 +416,22 @@ func facts2(f *gguf.GGUFFile, size int64) (*Facts, error) {
 		SizeBytes:     size,
 		Parameters:    uint64(f.ModelParameters),
 		TokenTypeRows: 1,
+	}
+	fc.KVHeads, fc.HeadDim = fc.Heads, 0
+	if fc.Heads > 0 {
+		fc.HeadDim = fc.Embedding / fc.Heads
+	}
+	if v := get("attention.head_count_kv"); v > 0 {
+		fc.KVHeads = v
+	}
+	if v := get("attention.key_length"); v > 0 {
+		fc.HeadDim = v
+	}
+	if arch == "qwen3" {
+		fc.Decoder = true
+		if _, ok := m.str("tokenizer.chat_template.rerank"); !ok {
+			fc.Warnings = append(fc.Warnings, "the file has no rerank template (tokenizer.chat_template.rerank); aimind uses Qwen3-Reranker's from its model card")
+		}
 	}
 	fc.Name, _ = m.str("general.name")
 	fc.Tokenizer, _ = m.str("tokenizer.ggml.model")

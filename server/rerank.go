@@ -93,7 +93,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, d dialect, model *engine.Model, n
 	}
 	prep, err := model.Prepare(queries, o)
 	<-s.tokenizing
-	if errors.Is(err, engine.ErrQueryTooLong) {
+	if errors.Is(err, engine.ErrQueryTooLong) || errors.Is(err, engine.ErrNoInstruction) {
 		fail(ctx, d, fasthttp.StatusBadRequest, typeInvalid, err.Error())
 		return nil, false
 	}

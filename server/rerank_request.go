@@ -26,6 +26,9 @@ type rerankRequest struct {
 	Normalize       flexBool          `json:"normalize"` // GPUStack llama-box: sigmoid(logit)
 	MinScore        *float64          `json:"min_score"`
 	LongDocuments   string            `json:"long_documents"` // "truncate" (default) or "chunk"
+	// Instruction replaces a decoder reranker's task instruction
+	// (Qwen3-Reranker's "<Instruct>:" line); refused for models without one.
+	Instruction string `json:"instruction"`
 	// Cohere.
 	RankFields      []string `json:"rank_fields"`
 	MaxChunksPerDoc *int     `json:"max_chunks_per_doc"`
@@ -254,7 +257,7 @@ func rerankWork(body []byte, so *Options, tei bool) (*work, error) {
 	}
 	return &work{
 		model:            req.Model,
-		queries:          []engine.Query{{Text: *req.Query, Docs: texts}},
+		queries:          []engine.Query{{Text: *req.Query, Docs: texts, Instruction: req.Instruction}},
 		opts:             o,
 		refuseTruncation: tei && req.Truncate != nil && !bool(*req.Truncate),
 		req:              &rerankBody{req: req, docs: docs},

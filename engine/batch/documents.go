@@ -35,6 +35,10 @@ const DefaultMaxChunks = 10
 type Query struct {
 	Text string
 	Docs []string
+	// Instruction replaces the model's default task instruction (decoder
+	// rerankers such as Qwen3-Reranker); "" keeps it. A model without
+	// one refuses it with ErrNoInstruction.
+	Instruction string
 }
 
 // DocPlace says where a document's pairs are in a Prepared batch.
@@ -63,7 +67,11 @@ func Prepare(tok Tokenizer, l Layout, maxPair, limit int, queries []Query, o Doc
 	total := 0
 	p := &Prepared{Places: make([][]DocPlace, len(queries))}
 	for qi, q := range queries {
-		qt, err := tok.Tokenize(validUTF8(q.Text), false)
+		qtext, err := l.QueryText(validUTF8(q.Text), validUTF8(q.Instruction))
+		if err != nil {
+			return nil, err
+		}
+		qt, err := tok.Tokenize(qtext, false)
 		if err != nil {
 			return nil, fmt.Errorf("cannot tokenize the query: %w", err)
 		}
@@ -73,7 +81,7 @@ func Prepare(tok Tokenizer, l Layout, maxPair, limit int, queries []Query, o Doc
 		}
 		p.Places[qi] = make([]DocPlace, len(q.Docs))
 		for di, d := range q.Docs {
-			dt, err := tok.Tokenize(validUTF8(d), false)
+			dt, err := tok.Tokenize(l.DocText(validUTF8(d)), false)
 			if err != nil {
 				return nil, fmt.Errorf("cannot tokenize document %d: %w", di, err)
 			}

@@ -37,6 +37,7 @@ type part struct {
 type Layout struct {
 	Kind  LayoutKind
 	parts []part
+	text  *instructText // how query and document texts are wrapped; nil: as they are
 }
 
 // Tokenizer is what a template layout needs to tokenize its literal text.
