@@ -72,6 +72,8 @@ type Record struct {
 	Downloaded bool             `json:"downloaded,omitempty"` // aimind fetched the file
 	Status     State            `json:"status"`
 	Error      string           `json:"error,omitempty"`
+	// Problem explains Error: what happened, what to do, the form field.
+	Problem *hub.Problem `json:"problem,omitempty"`
 	Desired    State            `json:"desired"` // running or stopped
 	Progress   *Progress        `json:"progress,omitempty"`
 	Facts      *modelfile.Facts `json:"facts,omitempty"`
@@ -107,6 +109,7 @@ type Manager struct {
 	hubs     map[hub.Source]hub.Hub
 	opts     engine.Options
 	log      *slog.Logger
+	logs     *modelLogs // each model's recent events (logs.go)
 	wg       sync.WaitGroup
 
 	// Open loads a model file; engine.Open unless replaced before use.
@@ -130,8 +133,10 @@ func NewManager(opts engine.Options, st *store.Store, hubs map[hub.Source]hub.Hu
 		log = slog.Default()
 	}
 	opts.Logger = log
+	logs := &modelLogs{ring: map[string][]LogEntry{}}
+	log = slog.New(&teeHandler{next: log.Handler(), logs: logs}) // the manager's own lines also go to each model's log
 	suite := selfcheck.Default()
-	return &Manager{entries: map[string]*entry{}, st: st, hubs: hubs, opts: opts, log: log,
+	return &Manager{entries: map[string]*entry{}, st: st, hubs: hubs, opts: opts, log: log, logs: logs,
 		Open: engine.Open, FreeMemory: memAvailable, SelfCheck: &suite}
 }
 
@@ -306,11 +311,12 @@ func (m *Manager) Restore() error {
 		m.entries[r.Name] = e
 		if r.LoadStarted {
 			e.rec.Status, e.rec.Error = StateError, ErrLoadInterrupted.Error()+"; it is not started automatically: replace the file, or start it by hand"
+			e.rec.Problem = Explain(ErrLoadInterrupted, r.Source, r.Repo)
 			m.log.Error("model load was interrupted by the end of the process", "model", r.Name, "path", r.Path)
 			continue
 		}
 		if r.Desired == StateRunning {
-			e.rec.Status, e.rec.Error = StatePending, ""
+			e.rec.Status, e.rec.Error, e.rec.Problem = StatePending, "", nil
 			m.launch(e)
 		} else {
 			e.rec.Status = StateStopped
@@ -336,6 +342,9 @@ func (m *Manager) set(e *entry, f func(r *Record)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(&e.rec)
+	if e.rec.Status != StateError {
+		e.rec.Problem = nil
+	}
 	e.rec.Updated = time.Now().UTC()
 	m.persist(e)
 }
@@ -353,8 +362,12 @@ func (m *Manager) persist(e *entry) {
 }
 
 func (m *Manager) fail(e *entry, err error) {
-	m.log.Error("model failed", "model", e.rec.Name, "err", err)
-	m.set(e, func(r *Record) { r.Status, r.Error, r.Progress = StateError, err.Error(), nil })
+	msg := hub.Sanitize(err.Error()) // no signed URL or token in the record or the log
+	m.log.Error("model failed", "model", e.rec.Name, "err", msg)
+	m.set(e, func(r *Record) {
+		r.Status, r.Error, r.Progress = StateError, msg, nil
+		r.Problem = Explain(err, r.Source, r.Repo)
+	})
 }
 
 func (m *Manager) bringUp(ctx context.Context, e *entry) {
@@ -426,6 +439,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		opts.OnBatch = func(pairs, tokens int, d time.Duration) { obs(name, pairs, tokens, d) }
 	}
 	m.set(e, func(r *Record) { r.LoadStarted = true })
+	m.log.Info("loading", "model", rec.Name, "path", path, "file_type", facts.FileType, "memory_estimate_mib", est>>20)
 	model, err := m.Open(path, opts)
 	m.set(e, func(r *Record) { r.LoadStarted = false })
 	if err != nil {
@@ -443,7 +457,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 	}
 	m.mu.Lock()
 	e.model, e.reserved = model, 0 // counted through the model from now on
-	e.rec.Status, e.rec.Error, e.rec.Progress = StateRunning, "", nil
+	e.rec.Status, e.rec.Error, e.rec.Progress, e.rec.Problem = StateRunning, "", nil, nil
 	e.rec.SelfCheck = check
 	e.rec.Device = model.Device()
 	e.rec.Updated = time.Now().UTC()
@@ -511,6 +525,8 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, erro
 		r.File, r.Commit, r.SHA256, r.Size, r.Quant = f.Path, l.Commit, f.SHA256, f.Size, f.Quant
 		r.Progress = &Progress{Total: f.Size}
 	})
+	m.log.Info("downloading", "model", rec.Name, "repo", rec.Repo, "file", f.Path, "bytes", f.Size, "commit", l.Commit, "from_cache_listing", l.FromCache)
+	started := time.Now()
 	path, err := h.Download(ctx, l, f, rec.Revision, func(p hub.Progress) {
 		m.mu.Lock()
 		e.rec.Progress = &Progress{Done: p.Done, Total: p.Total, Rate: p.Rate}
@@ -520,6 +536,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, erro
 		return "", err
 	}
 	m.set(e, func(r *Record) { r.Downloaded = true; r.Progress = nil })
+	m.log.Info("downloaded and verified (sha256)", "model", rec.Name, "path", path, "seconds", time.Since(started).Seconds())
 	return path, nil
 }
 
@@ -623,6 +640,7 @@ func (m *Manager) Stop(name string) (Record, error) {
 	}
 	m.halt(e, "stopped")
 	m.set(e, func(r *Record) { r.Status, r.Desired, r.Progress = StateStopped, StateStopped, nil })
+	m.log.Info("model stopped", "model", name)
 	return m.Get(name)
 }
 
@@ -645,8 +663,9 @@ func (m *Manager) start(name string) (Record, error) {
 		m.mu.Unlock()
 		return rec, nil
 	}
-	e.rec.Status, e.rec.Desired, e.rec.Error = StatePending, StateRunning, ""
+	e.rec.Status, e.rec.Desired, e.rec.Error, e.rec.Problem = StatePending, StateRunning, "", nil
 	m.persist(e)
+	m.log.Info("model starting", "model", name)
 	m.launch(e)
 	rec := e.rec
 	m.mu.Unlock()
@@ -712,8 +731,11 @@ func (m *Manager) delete(name string, removeFiles bool) (Deleted, error) {
 	}
 	d := Deleted{Name: name}
 	switch {
-	case !removeFiles:
-		d.Note = "its file is kept (files were not to be removed)"
+	case !removeFiles && rec.Source != hub.Local:
+		if rec.Path != "" {
+			d.Kept = []string{rec.Path}
+		}
+		d.Note = "its downloaded file is kept"
 	case rec.Source == hub.Local:
 		d.Kept = []string{rec.Path}
 		d.Note = fmt.Sprintf("the local file %s is kept: aimind never removes a file it did not download", rec.Path)
@@ -721,6 +743,7 @@ func (m *Manager) delete(name string, removeFiles bool) (Deleted, error) {
 		m.removeFiles(rec, others, &d)
 	}
 	m.log.Info("model deleted", "model", name, "removed_files", d.Removed, "kept_files", d.Kept)
+	m.logs.forget(name)
 	return d, nil
 }
 
