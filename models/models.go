@@ -72,8 +72,6 @@ type Record struct {
 	Downloaded bool             `json:"downloaded,omitempty"` // aimind fetched the file
 	Status     State            `json:"status"`
 	Error      string           `json:"error,omitempty"`
-	// Problem explains Error: what happened, what to do, the form field.
-	Problem *hub.Problem `json:"problem,omitempty"`
 	Desired    State            `json:"desired"` // running or stopped
 	Progress   *Progress        `json:"progress,omitempty"`
 	Facts      *modelfile.Facts `json:"facts,omitempty"`
@@ -84,6 +82,8 @@ type Record struct {
 	// Device is where the loaded weights are: "CPU", or a GPU build's
 	// device buffers.
 	Device string `json:"device,omitempty"`
+	// Problem explains Error: what happened, what to do, the form field.
+	Problem *hub.Problem `json:"problem,omitempty"`
 	// LoadStarted is stored (synced) before llama.cpp loads the file and
 	// cleared when the load returns: found set at startup, the process died
 	// while loading, and the model is not started again automatically.
