@@ -60,8 +60,12 @@ const clearErrorFlash = () => { if (!$("#flash").classList.contains("info")) fla
 // confirmDialog asks in the page (never the browser's confirm()) and
 // resolves to null when cancelled (Cancel, Escape), else to {keep}: whether
 // the "keep" box, shown when opts.keep names it, was ticked.
+let confirmPending = null; // settles the last dialog if its close event has not come yet
 function confirmDialog({ title, text, action, danger = true, keep = "" }) {
   const dlg = $("#confirm-dialog");
+  // The close event is queued: one may still be on its way when the next
+  // dialog opens. It settles the dialog it belongs to, never the new one.
+  if (confirmPending) confirmPending();
   $("#confirm-title").textContent = title;
   $("#confirm-text").textContent = text;
   $("#confirm-keep-row").hidden = !keep;
@@ -75,10 +79,15 @@ function confirmDialog({ title, text, action, danger = true, keep = "" }) {
   dlg.showModal();
   $("#confirm-cancel").focus(); // the safe choice first
   return new Promise((resolve) => {
-    dlg.addEventListener("close", () => {
-      if (back && back.isConnected) back.focus();
+    const settle = () => {
+      dlg.removeEventListener("close", onClose);
+      confirmPending = null;
+      if (back && back.isConnected && !dlg.open) back.focus();
       resolve(dlg.returnValue === "ok" ? { keep: !$("#confirm-keep-row").hidden && $("#confirm-keep").checked } : null);
-    }, { once: true });
+    };
+    const onClose = () => { if (!dlg.open) settle(); };
+    confirmPending = settle;
+    dlg.addEventListener("close", onClose);
   });
 }
 
@@ -269,8 +278,7 @@ function updateRow(row, m) {
   // server, as the browser reaches it) and the "model" to name.
   const endpoint = `${location.origin}/v1/rerank`;
   setCell(row, "name", m.name, () => [el("strong", {}, m.name),
-    el("span", { class: "sub endpoint", "data-endpoint": endpoint, title: "POST requests for this model here" }, `POST ${endpoint}`),
-    el("span", { class: "sub endpoint" }, `"model": "${m.name}"`)]);
+    el("code", { class: "sub endpoint", "data-endpoint": endpoint, title: `POST ${endpoint} with "model": "${m.name}"` }, "POST /v1/rerank")]);
   setCell(row, "source", m.source + "\n" + where, () => [SOURCES[m.source] || m.source, el("span", { class: "sub" }, where)]);
   setCell(row, "file", file + "\n" + quant, () => [file || "-", el("span", { class: "sub" }, quant)]);
   setCell(row, "size", String(m.size || 0), () => [fmtBytes(m.size)]);
@@ -376,6 +384,8 @@ async function showLogs(name) {
 
 function modelsView() {
   mount("tpl-models", "Models");
+  $("#models-endpoint").replaceChildren("Clients call ", el("code", {}, `POST ${location.origin}/v1/rerank`), " with ",
+    el("code", {}, '"model": "NAME"'), " and an API key; the Playground's View code has the whole call.");
   modelRows = new Map();
   refreshModels();
   timer = setInterval(refreshModels, 1000);
@@ -471,6 +481,12 @@ function showProblem(e, field) {
   where.replaceChildren(...(p ? problemParts(p) : [el("p", { class: "what" }, e.message)]));
 }
 
+// Once a repository's files were asked for, a "hub cannot be reached"
+// under Search says nothing the Repository field does not.
+function settleSearchProblem() {
+  if ($("#deploy-search-problem").dataset.kind === "unreachable") clearProblem("search");
+}
+
 function showNotice(field, msg) {
   const where = $(`#deploy-${field}-problem`);
   where.className = "problem info";
@@ -480,7 +496,7 @@ function showNotice(field, msg) {
 
 function clearProblem(field) {
   const where = field ? $(`#deploy-${field}-problem`) : $("#deploy-error");
-  if (where) where.replaceChildren();
+  if (where) { where.replaceChildren(); where.dataset.kind = ""; }
 }
 
 function clearProblems() {
@@ -611,6 +627,7 @@ async function chooseRepo(repo) {
   } catch (e) {
     if (repoChosen === repo) showProblem(e, "repo");
   }
+  if (repoChosen === repo) settleSearchProblem();
   updateSave();
 }
 
@@ -813,8 +830,9 @@ async function playgroundView() {
     const box = $("#play-suspect");
     box.hidden = !(sc && sc.status === "suspect");
     if (!box.hidden) {
-      box.replaceChildren(el("strong", {}, `The self-check flagged "${m.name}" as suspect: its scores may be wrong.`), " ",
-        sc.reason || "", " See its Logs on the ", modelsLink(), " page.");
+      box.replaceChildren(el("strong", {}, `The self-check flagged "${m.name}" as suspect: its scores may be wrong.`),
+        " Results are shown all the same. Its Logs on the ", modelsLink(), " page have the whole check.",
+        el("details", { class: "more" }, el("summary", {}, "Why"), el("span", {}, sc.reason || "")));
     }
   };
   $("#play-model").addEventListener("change", warnSuspect);
