@@ -90,6 +90,9 @@ func Explain(err error, source Source, repo string) *Problem {
 	case unreachable(err) || (errors.As(err, &status) && status.Status >= 500):
 		p.Kind, p.Field = "unreachable", "repo"
 		p.What = fmt.Sprintf("%s cannot be reached from this server%s.", name, where(err))
+		if status != nil && status.Status >= 500 {
+			p.What = fmt.Sprintf("%s is not answering properly (%d %s).", name, status.Status, http.StatusText(status.Status))
+		}
 		p.Fix = fmt.Sprintf("Check the server's network or proxy; or set %s to a mirror you can reach and restart aimind; or, where the network works, run `aimind pull %s` and serve that cache with --offline; or deploy a local .gguf file (Source: Local path).",
 			env, orRepo(repo))
 	case errors.Is(err, ErrNoGGUF):
@@ -160,7 +163,7 @@ func where(err error) string {
 
 var (
 	urlPattern    = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)([^/\s"'<>@]*@)?([^\s"'<>?#]*)(\?[^\s"'<>#]*)?(#[^\s"'<>]*)?`)
-	secretPattern = regexp.MustCompile(`(?i)(bearer\s+)\S+|\bhf_[A-Za-z0-9]{8,}|\baimind_[0-9a-z]+_[0-9a-f]{16,}|\b(token|key|signature|password|secret)=[^\s&"']+`)
+	secretPattern = regexp.MustCompile(`(?i)(bearer\s+)\S+|\bhf_[A-Za-z0-9]{8,}|\baimind_[0-9a-z]+_[0-9a-f]{16,}|(token|key|signature|password|secret)=[^\s&"']+`)
 )
 
 // Sanitize removes what must not be shown or logged from an error text:

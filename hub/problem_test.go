@@ -92,6 +92,7 @@ func TestSanitize(t *testing.T) {
 		`sent Authorization: Bearer hf_abcdefghijklmnop to the mirror`:                                                            `sent Authorization: Bearer … to the mirror`,
 		`token hf_abcdefghijklmnopqrstu leaked`:                                                                                   `token hf_… leaked`,
 		`key aimind_0123abcd_` + strings.Repeat("f", 64) + ` refused`:                                                             `key aimind_… refused`,
+		`retry with api_key=abc123&x=1 failed`:                                                                                    `retry with api_key=…&x=1 failed`,
 		`plain error: no such file`:                                                                                               `plain error: no such file`,
 	} {
 		if got := hub.Sanitize(in); got != want {
