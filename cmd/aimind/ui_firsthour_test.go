@@ -411,6 +411,9 @@ func TestWebUIFirstHour(t *testing.T) {
 				t.Errorf("the hub-down problem lacks %q: %q", want, p)
 			}
 		}
+		if under := evalJS[string](t, ctx, "under Name", `document.querySelector("#deploy-error").textContent + document.querySelector("#deploy-name-problem").textContent`); under != "" {
+			t.Fatalf("under Name the dialog still says %q", under)
+		}
 		if strings.Contains(p[0]+p[1], "dial tcp") || p[2] != "false" || !strings.Contains(p[3], "connect") || strings.Contains(p[3], "blobs=true") {
 			t.Fatalf("the raw error must be folded and without its query string: %q", p)
 		}
