@@ -30,6 +30,9 @@ type Listing struct {
 	Repo   string `json:"repo"`
 	Commit string `json:"commit"`
 	Files  []File `json:"files"`
+	// FromCache: the hub could not be reached and the listing is what the
+	// local cache holds (see listOrCache).
+	FromCache bool `json:"from_cache,omitempty"`
 }
 
 // Progress reports a download.
@@ -108,7 +111,7 @@ func (h *httpBase) getJSON(ctx context.Context, path string, q url.Values, v any
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s answered %s for %s: %s", h.kind, resp.Status, path, strings.TrimSpace(string(b)))
+		return &StatusError{Hub: h.kind, Status: resp.StatusCode, What: path, Body: strings.TrimSpace(string(b))}
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v); err != nil {
 		return fmt.Errorf("cannot read %s's answer for %s: %w", h.kind, path, err)
@@ -238,10 +241,10 @@ func (h *httpBase) download(ctx context.Context, blob string, f File, urlPath st
 			}
 		default:
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			return fmt.Errorf("cannot download %s: %s answered %s: %s", f.Path, h.kind, resp.Status, strings.TrimSpace(string(b)))
+			return fmt.Errorf("cannot download %s: %w", f.Path, &StatusError{Hub: h.kind, Status: resp.StatusCode, What: f.Path, Body: strings.TrimSpace(string(b))})
 		}
 		if have, err = copyWithProgress(ctx, out, resp.Body, sum, have, f.Size, progress); err != nil {
-			return fmt.Errorf("download of %s stopped after %d bytes (it resumes on retry): %w", f.Path, have, err)
+			return &CutError{File: f.Path, Have: have, Total: f.Size, Err: err}
 		}
 	}
 	if err := out.Sync(); err != nil {
@@ -385,7 +388,7 @@ func (h *HuggingFaceHub) List(ctx context.Context, repo, revision string) (Listi
 	}
 	path := "/api/models/" + repo + "/revision/" + url.PathEscape(revision)
 	if err := h.getJSON(ctx, path, url.Values{"blobs": {"true"}}, &info); err != nil {
-		return Listing{}, err
+		return h.listOrCache(repo, revision, err)
 	}
 	if err := ValidRevision(info.SHA); err != nil {
 		return Listing{}, fmt.Errorf("Hugging Face gave an unusable commit for %s: %w", repo, err)

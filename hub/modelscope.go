@@ -67,7 +67,7 @@ func (m *ModelScopeHub) List(ctx context.Context, repo, revision string) (Listin
 	}
 	q := url.Values{"Revision": {revision}, "Recursive": {"true"}}
 	if err := m.getJSON(ctx, "/api/v1/models/"+repo+"/repo/files", q, &out); err != nil {
-		return Listing{}, err
+		return m.listOrCache(repo, revision, err)
 	}
 	// ModelScope names no commit for a branch; the revision stands for it.
 	l := Listing{Repo: repo, Commit: revision}

@@ -114,7 +114,7 @@ func rank(f File) int {
 func Pick(files []File, path, quant string) (File, error) {
 	ggufs := GGUFs(files)
 	if len(ggufs) == 0 {
-		return File{}, errors.New("the repo has no GGUF file")
+		return File{}, ErrNoGGUF
 	}
 	switch {
 	case path != "":

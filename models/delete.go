@@ -75,8 +75,11 @@ func (m *Manager) delete(name string, removeFiles bool) (Deleted, error) {
 	}
 	d := Deleted{Name: name}
 	switch {
-	case !removeFiles:
-		d.Note = "its file is kept (files were not to be removed)"
+	case !removeFiles && rec.Source != hub.Local:
+		if rec.Path != "" {
+			d.Kept = []string{rec.Path}
+		}
+		d.Note = "its downloaded file is kept"
 	case rec.Source == hub.Local:
 		d.Kept = []string{rec.Path}
 		d.Note = fmt.Sprintf("the local file %s is kept: aimind never removes a file it did not download", rec.Path)
@@ -84,6 +87,7 @@ func (m *Manager) delete(name string, removeFiles bool) (Deleted, error) {
 		m.removeFiles(rec, others, &d)
 	}
 	m.log.Info("model deleted", "model", name, "removed_files", d.Removed, "kept_files", d.Kept)
+	m.logs.forget(name)
 	return d, nil
 }
 

@@ -104,11 +104,12 @@ func (m *Manager) Restore() error {
 		m.entries[r.Name] = e
 		if r.LoadStarted {
 			e.rec.Status, e.rec.Error = StateError, ErrLoadInterrupted.Error()+"; it is not started automatically: replace the file, or start it by hand"
+			e.rec.Problem = Explain(ErrLoadInterrupted, r.Source, r.Repo)
 			m.log.Error("model load was interrupted by the end of the process", "model", r.Name, "path", r.Path)
 			continue
 		}
 		if r.Desired == StateRunning {
-			e.rec.Status, e.rec.Error = StatePending, ""
+			e.rec.Status, e.rec.Error, e.rec.Problem = StatePending, "", nil
 			m.launch(e)
 		} else {
 			e.rec.Status = StateStopped
@@ -131,8 +132,12 @@ func (m *Manager) launch(e *entry) {
 }
 
 func (m *Manager) fail(e *entry, err error) {
-	m.log.Error("model failed", "model", e.rec.Name, "err", err)
-	m.set(e, func(r *Record) { r.Status, r.Error, r.Progress = StateError, err.Error(), nil })
+	msg := hub.Sanitize(err.Error()) // no signed URL or token in the record or the log
+	m.log.Error("model failed", "model", e.rec.Name, "err", msg)
+	m.set(e, func(r *Record) {
+		r.Status, r.Error, r.Progress = StateError, msg, nil
+		r.Problem = Explain(err, r.Source, r.Repo)
+	})
 }
 
 func (m *Manager) bringUp(ctx context.Context, e *entry) {
@@ -199,6 +204,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		opts.OnBatch = func(pairs, tokens int, d time.Duration) { obs(name, pairs, tokens, d) }
 	}
 	m.set(e, func(r *Record) { r.LoadStarted = true })
+	m.log.Info("loading", "model", rec.Name, "path", path, "file_type", facts.FileType, "memory_estimate_mib", est>>20)
 	model, err := m.Open(path, opts)
 	m.set(e, func(r *Record) { r.LoadStarted = false })
 	if err != nil {
@@ -216,7 +222,7 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 	}
 	m.mu.Lock()
 	e.model, e.reserved = model, 0 // counted through the model from now on
-	e.rec.Status, e.rec.Error, e.rec.Progress = StateRunning, "", nil
+	e.rec.Status, e.rec.Error, e.rec.Progress, e.rec.Problem = StateRunning, "", nil, nil
 	e.rec.SelfCheck = check
 	e.rec.Device = model.Device()
 	e.rec.Updated = time.Now().UTC()
@@ -284,6 +290,8 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, erro
 		r.File, r.Commit, r.SHA256, r.Size, r.Quant = f.Path, l.Commit, f.SHA256, f.Size, f.Quant
 		r.Progress = &Progress{Total: f.Size}
 	})
+	m.log.Info("downloading", "model", rec.Name, "repo", rec.Repo, "file", f.Path, "bytes", f.Size, "commit", l.Commit, "from_cache_listing", l.FromCache)
+	started := time.Now()
 	path, err := h.Download(ctx, l, f, rec.Revision, func(p hub.Progress) {
 		m.mu.Lock()
 		e.rec.Progress = &Progress{Done: p.Done, Total: p.Total, Rate: p.Rate}
@@ -293,6 +301,7 @@ func (m *Manager) fetch(ctx context.Context, e *entry, rec Record) (string, erro
 		return "", err
 	}
 	m.set(e, func(r *Record) { r.Downloaded = true; r.Progress = nil })
+	m.log.Info("downloaded and verified (sha256)", "model", rec.Name, "path", path, "seconds", time.Since(started).Seconds())
 	return path, nil
 }
 
@@ -348,6 +357,7 @@ func (m *Manager) Stop(name string) (Record, error) {
 	}
 	m.halt(e, "stopped")
 	m.set(e, func(r *Record) { r.Status, r.Desired, r.Progress = StateStopped, StateStopped, nil })
+	m.log.Info("model stopped", "model", name)
 	return m.Get(name)
 }
 
@@ -370,8 +380,9 @@ func (m *Manager) start(name string) (Record, error) {
 		m.mu.Unlock()
 		return rec, nil
 	}
-	e.rec.Status, e.rec.Desired, e.rec.Error = StatePending, StateRunning, ""
+	e.rec.Status, e.rec.Desired, e.rec.Error, e.rec.Problem = StatePending, StateRunning, "", nil
 	m.persist(e)
+	m.log.Info("model starting", "model", name)
 	m.launch(e)
 	rec := e.rec
 	m.mu.Unlock()

@@ -61,6 +61,7 @@ type Manager struct {
 	hubs     map[hub.Source]hub.Hub
 	opts     engine.Options
 	log      *slog.Logger
+	logs     *modelLogs // each model's recent events (logs.go)
 	wg       sync.WaitGroup
 	// changed is closed and replaced whenever a record changes or goes
 	// (under mu): WaitFor wakes on it instead of polling.
@@ -103,8 +104,10 @@ func New(o Options) *Manager {
 	}
 	opts := o.Engine
 	opts.Logger = log
+	logs := &modelLogs{ring: map[string][]LogEntry{}}
+	log = slog.New(&teeHandler{next: log.Handler(), logs: logs}) // the manager's own lines also go to each model's log
 	suite := selfcheck.Default()
-	return &Manager{entries: map[string]*entry{}, st: o.Store, hubs: o.Hubs, opts: opts, log: log,
+	return &Manager{entries: map[string]*entry{}, st: o.Store, hubs: o.Hubs, opts: opts, log: log, logs: logs,
 		changed: make(chan struct{}), Open: engine.Open, FreeMemory: memAvailable, SelfCheck: &suite,
 		MemoryBudget: o.MemoryBudget, Observe: o.Observe}
 }

@@ -49,6 +49,8 @@ type Record struct {
 	// Device is where the loaded weights are: "CPU", or a GPU build's
 	// device buffers.
 	Device string `json:"device,omitempty"`
+	// Problem explains Error: what happened, what to do, the form field.
+	Problem *hub.Problem `json:"problem,omitempty"`
 	// LoadStarted is stored (synced) before llama.cpp loads the file and
 	// cleared when the load returns: found set at startup, the process died
 	// while loading, and the model is not started again automatically.
@@ -142,6 +144,9 @@ func (m *Manager) set(e *entry, f func(r *Record)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(&e.rec)
+	if e.rec.Status != StateError {
+		e.rec.Problem = nil
+	}
 	e.rec.Updated = time.Now().UTC()
 	m.persist(e)
 }

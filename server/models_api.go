@@ -17,7 +17,7 @@ import (
 
 // handleModelsAPI serves the admin model API:
 // GET/POST /api/models, GET/DELETE /api/models/{name},
-// POST /api/models/{name}/stop and /start.
+// POST /api/models/{name}/stop and /start, GET /api/models/{name}/logs.
 func (s *Server) handleModelsAPI(ctx *fasthttp.RequestCtx) {
 	if !s.session(ctx, false) {
 		return
@@ -36,7 +36,12 @@ func (s *Server) handleModelsAPI(ctx *fasthttp.RequestCtx) {
 		}
 		rec, err := s.models.Deploy(req, false)
 		if err != nil {
-			s.modelError(ctx, err)
+			p := models.Explain(err, req.Source, req.Repo)
+			status, typ := fasthttp.StatusBadRequest, typeInvalid
+			if errors.Is(err, models.ErrDuplicate) {
+				status = fasthttp.StatusConflict
+			}
+			writeProblem(ctx, status, typ, p)
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusAccepted, rec)
@@ -47,8 +52,20 @@ func (s *Server) handleModelsAPI(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusOK, rec)
+	case len(parts) == 2 && method == "GET" && parts[1] == "logs":
+		logs, err := s.models.Logs(parts[0])
+		if err != nil {
+			s.modelError(ctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"data": logs})
 	case len(parts) == 1 && method == "DELETE":
+		// files=true removes the file aimind downloaded (unless another
+		// model uses it); keep_file=true keeps it whatever files says.
 		files, _ := strconv.ParseBool(string(ctx.QueryArgs().Peek("files")))
+		if keep, _ := strconv.ParseBool(string(ctx.QueryArgs().Peek("keep_file"))); keep {
+			files = false
+		}
 		d, err := s.models.Delete(parts[0], files)
 		if err != nil {
 			s.modelError(ctx, err)
@@ -123,7 +140,13 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if err != nil {
-			writeError(ctx, fasthttp.StatusBadGateway, typeUnavailable, err.Error())
+			p := hub.Explain(err, source, "")
+			if p.Kind == "unreachable" {
+				p.What += " You can still type a repository id (owner/name) that was downloaded before: its files come from the local cache."
+			}
+			p.Field = "search"
+			status, typ := hubStatus(p)
+			writeProblem(ctx, status, typ, p)
 			return
 		}
 		if repos == nil {
@@ -144,7 +167,9 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if err != nil {
-			writeError(ctx, fasthttp.StatusBadGateway, typeUnavailable, err.Error())
+			p := hub.Explain(err, source, repo)
+			status, typ := hubStatus(p)
+			writeProblem(ctx, status, typ, p)
 			return
 		}
 		type fileView struct {
@@ -164,7 +189,13 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 			def = f.Path
 		}
 		spec := hub.Spec{Repo: repo}
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"repo": repo, "commit": l.Commit, "files": files, "default": def, "name": spec.ServedName()})
+		ans := map[string]any{"repo": repo, "commit": l.Commit, "files": files, "default": def, "name": spec.ServedName()}
+		if l.FromCache {
+			// The hub is down; say so, and that these are the cached files.
+			ans["from_cache"] = true
+			ans["notice"] = hubName(source) + " cannot be reached: these are the files of " + repo + " in the local cache, downloaded before."
+		}
+		writeJSON(ctx, fasthttp.StatusOK, ans)
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "no route "+string(ctx.Path()))
 	}

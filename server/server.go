@@ -219,14 +219,38 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	route := routeLabel(path, ok)
 	s.observeRequest(route, status, d)
 	level := slog.LevelInfo
-	if route == "/health" || route == "/ready" || route == "/metrics" || route == "/assets" || route == "/" || route == "/favicon.ico" {
+	if quietRoute(route) || (polled(string(ctx.Method()), route) && status < 400) {
 		level = slog.LevelDebug
 	}
 	s.opts.Logger.Log(context.Background(), level, "request", "request_id", id, "method", string(ctx.Method()), "route", route,
 		"status", status, "seconds", d.Seconds(), "client", s.clientIP(ctx).String(), "bytes_in", len(ctx.Request.Body()))
 }
 
-// handleTransportError answers what fasthttp rejects before a handler runs.
+// quietRoute: probes, metrics and the UI's own files, logged at debug level.
+func quietRoute(route string) bool {
+	switch route {
+	case "/health", "/ready", "/metrics", "/assets", "/", "/favicon.ico":
+		return true
+	}
+	return false
+}
+
+// polled reports whether a request is one the web UI repeats while a page is
+// open (the Models table every second, a model's logs, the key list, the
+// session check). Its successes are logged at debug level, so that an open
+// browser tab does not write an INFO line a second; its failures, and every
+// change, stay at INFO.
+func polled(method, route string) bool {
+	if method != "GET" {
+		return false
+	}
+	switch route {
+	case "/api/models", "/api/models/{name}", "/api/keys", "/api/me":
+		return true
+	}
+	return false
+}
+
 // handleTransportError answers a request fasthttp could not read. The
 // answer is a fixed message: fasthttp's error text quotes the raw request,
 // Authorization header included, which must never be echoed or logged.

@@ -179,6 +179,7 @@ func TestWebUI(t *testing.T) {
 		chromedp.WaitVisible("#pw-new", chromedp.ByID))
 	shot(t, ctx, "02-change-password")
 	must(t, ctx, "change the password", chromedp.SendKeys("#pw-current", "first-password", chromedp.ByID), chromedp.SendKeys("#pw-new", "second-password", chromedp.ByID),
+		chromedp.SendKeys("#pw-confirm", "second-password", chromedp.ByID),
 		chromedp.Click("#password-form button", chromedp.ByQuery), chromedp.WaitVisible("#deploy-open", chromedp.ByID))
 
 	// Deploy from Hugging Face: search, GGUF filter, pick the repo, default file, Save.
@@ -254,6 +255,7 @@ func TestWebUI(t *testing.T) {
 
 	// The playground ranks like the API.
 	must(t, ctx, "run the playground", chromedp.Click("#nav-playground", chromedp.ByID), chromedp.WaitReady(`#play-model option[value="bge-reranker-v2-m3"]`, chromedp.ByQuery),
+		clearInput("#play-query"), clearInput("#play-docs"), chromedp.SetValue("#play-topn", "0", chromedp.ByID), // the guide's example is filled in
 		chromedp.SendKeys("#play-query", query, chromedp.ByID), chromedp.SendKeys("#play-docs", strings.Join(docs, "\n"), chromedp.ByID),
 		chromedp.Click("#play-run", chromedp.ByID), chromedp.WaitVisible("#play-results li", chromedp.ByQuery))
 	var got []int
@@ -262,7 +264,7 @@ func TestWebUI(t *testing.T) {
 		t.Fatalf("playground order %v, API order %v", got, want)
 	}
 	var curl string
-	must(t, ctx, "copy as curl", chromedp.Click("#play-curl", chromedp.ByID), chromedp.WaitVisible("#play-curl-text", chromedp.ByID), chromedp.Text("#play-curl-text", &curl, chromedp.ByID))
+	must(t, ctx, "view code", chromedp.Click("#play-code", chromedp.ByID), chromedp.WaitVisible("#play-code-text", chromedp.ByID), chromedp.Text("#play-code-text", &curl, chromedp.ByID))
 	if !strings.Contains(curl, "/v1/rerank") || !strings.Contains(curl, "YOUR_API_KEY") || !strings.Contains(curl, "giant panda") || strings.Contains(curl, key) {
 		t.Fatalf("curl %q", curl)
 	}
@@ -270,7 +272,8 @@ func TestWebUI(t *testing.T) {
 
 	// Revoke the key in the UI; the API refuses it at once.
 	must(t, ctx, "revoke", chromedp.Click("#nav-keys", chromedp.ByID), chromedp.WaitVisible(`#keys-table tr[data-key] button.danger`, chromedp.ByQuery),
-		chromedp.Click(`#keys-table tr[data-key] button.danger`, chromedp.ByQuery), chromedp.WaitVisible("#keys-empty", chromedp.ByID))
+		chromedp.Click(`#keys-table tr[data-key] button.danger`, chromedp.ByQuery), chromedp.WaitVisible("#confirm-ok", chromedp.ByID),
+		chromedp.Click("#confirm-ok", chromedp.ByID), chromedp.WaitVisible("#keys-empty", chromedp.ByID))
 	if code, _ := apiOrder(key); code != 401 {
 		t.Fatalf("revoked key answered %d", code)
 	}
@@ -280,7 +283,7 @@ func TestWebUI(t *testing.T) {
 		chromedp.Evaluate(`document.querySelector("#deploy-source").dispatchEvent(new Event("change"))`, nil),
 		chromedp.SendKeys("#deploy-path", "/nonexistent/model-Q8_0.gguf", chromedp.ByID), chromedp.Click("#deploy-save", chromedp.ByID))
 	var errText string
-	must(t, ctx, "read the error", chromedp.Poll(`document.querySelector("#deploy-error").textContent`, &errText, chromedp.WithPollingTimeout(10*time.Second)))
+	must(t, ctx, "read the error", chromedp.Poll(`document.querySelector("#deploy-path-problem").textContent`, &errText, chromedp.WithPollingTimeout(10*time.Second)))
 	if !strings.Contains(errText, "cannot read model file") {
 		t.Fatalf("error message %q", errText)
 	}
@@ -409,12 +412,14 @@ func TestWebUINewUserFindings(t *testing.T) {
 
 	step("9 wording of the password change and the favicon", func(t *testing.T) {
 		must(t, ctx, "reuse the current password", chromedp.SendKeys("#pw-current", "first-password", chromedp.ByID),
-			chromedp.SendKeys("#pw-new", "first-password", chromedp.ByID), chromedp.Click("#password-form button", chromedp.ByQuery))
+			chromedp.SendKeys("#pw-new", "first-password", chromedp.ByID), chromedp.SendKeys("#pw-confirm", "first-password", chromedp.ByID),
+			chromedp.Click("#password-form button", chromedp.ByQuery))
 		waitJS(t, ctx, "the refusal", `!document.querySelector("#flash").hidden`)
 		if msg := evalJS[string](t, ctx, "flash", `document.querySelector("#flash").textContent`); !strings.Contains(msg, "current one") || strings.Contains(msg, "short") {
 			t.Fatalf("reusing the password says %q", msg)
 		}
 		must(t, ctx, "choose a new password", clearInput("#pw-new"), chromedp.SendKeys("#pw-new", "second-password", chromedp.ByID),
+			clearInput("#pw-confirm"), chromedp.SendKeys("#pw-confirm", "second-password", chromedp.ByID),
 			chromedp.Click("#password-form button", chromedp.ByQuery), chromedp.WaitVisible("#deploy-open", chromedp.ByID))
 		// The confirmation is still there on the page that follows.
 		if msg := evalJS[string](t, ctx, "flash", `document.querySelector("#flash").hidden ? "" : document.querySelector("#flash").textContent`); msg != "Password changed." {
@@ -460,8 +465,9 @@ func TestWebUINewUserFindings(t *testing.T) {
 		must(t, ctx, "choose a repo", chromedp.Click(`#deploy-results button[data-repo="gpustack/bge-reranker-v2-m3-GGUF"]`, chromedp.ByQuery),
 			chromedp.WaitReady(`#deploy-file option[value="bge-reranker-v2-m3-Q8_0.gguf"]`, chromedp.ByQuery))
 		waitJS(t, ctx, "Save enabled", `!document.querySelector("#deploy-save").disabled`)
-		must(t, ctx, "type and press Enter in search", chromedp.SendKeys("#deploy-search", "bge-reranker-large"+kb.Enter, chromedp.ByID))
-		waitJS(t, ctx, "the search ran", `document.querySelector("#deploy-results-title").textContent.includes('matching "bge-reranker-large"')`)
+		// (two results: neither is chosen for the user, the earlier choice stays)
+		must(t, ctx, "type and press Enter in search", chromedp.SendKeys("#deploy-search", "reranker-v2"+kb.Enter, chromedp.ByID))
+		waitJS(t, ctx, "the search ran", `document.querySelector("#deploy-results-title").textContent.includes('matching "reranker-v2"')`)
 		if n := evalJS[string](t, ctx, "submits", `document.querySelector("#deploy-form").dataset.submits || "0"`); n != "0" {
 			t.Fatalf("Enter in search submitted the deploy form %s times", n)
 		}
@@ -504,11 +510,11 @@ func TestWebUINewUserFindings(t *testing.T) {
 			t.Fatalf("row button labelled %q", l)
 		}
 		must(t, ctx, "Tab", chromedp.KeyEvent(kb.Tab))
-		if l := evalJS[string](t, ctx, "label", `document.activeElement.getAttribute("aria-label")`); l != "Delete slow-model" {
+		if l := evalJS[string](t, ctx, "label", `document.activeElement.getAttribute("aria-label")`); l != "Logs of slow-model" {
 			t.Fatalf("Tab went to %q", l)
 		}
 		waitJS(t, ctx, "running, announced", `document.querySelector("#live").textContent.includes("slow-model is running")`)
-		if l := evalJS[string](t, ctx, "label", `document.activeElement.getAttribute("aria-label")`); l != "Delete slow-model" {
+		if l := evalJS[string](t, ctx, "label", `document.activeElement.getAttribute("aria-label")`); l != "Logs of slow-model" {
 			t.Fatalf("after the status change the focus is on %q", l)
 		}
 	})
@@ -522,7 +528,8 @@ func TestWebUINewUserFindings(t *testing.T) {
 		if _, err := os.Stat(blob); err != nil {
 			t.Fatal(err)
 		}
-		must(t, ctx, "delete the copy", chromedp.Click(`tr[data-model="bge-copy"] button[data-role="delete"]`, chromedp.ByQuery))
+		must(t, ctx, "delete the copy", chromedp.Click(`tr[data-model="bge-copy"] button[data-role="delete"]`, chromedp.ByQuery),
+			chromedp.WaitVisible("#confirm-ok", chromedp.ByID), chromedp.Click("#confirm-ok", chromedp.ByID))
 		waitJS(t, ctx, "the copy gone", `!document.querySelector('tr[data-model="bge-copy"]')`)
 		if msg := evalJS[string](t, ctx, "flash", `document.querySelector("#flash").textContent`); !strings.Contains(msg, `"bge-reranker-v2-m3" uses it too`) {
 			t.Fatalf("after the delete the page says %q", msg)
@@ -629,6 +636,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 		docs := []string{"the giant panda eats bamboo", "hello world", "fish live in the river", "a black bear in the forest"}
 		must(t, ctx, "run the playground", chromedp.Click("#nav-playground", chromedp.ByID), chromedp.WaitReady(`#play-model option[value="bge-reranker-v2-m3"]`, chromedp.ByQuery),
 			chromedp.SetValue("#play-model", "bge-reranker-v2-m3", chromedp.ByID),
+			clearInput("#play-query"), clearInput("#play-docs"), chromedp.SetValue("#play-topn", "0", chromedp.ByID), // the guide's example is filled in
 			chromedp.SendKeys("#play-query", "what does the giant panda eat", chromedp.ByID), chromedp.SendKeys("#play-docs", strings.Join(docs, "\n"), chromedp.ByID),
 			chromedp.Click("#play-run", chromedp.ByID), chromedp.WaitVisible("#play-results li", chromedp.ByQuery))
 		// The calibrated scores as the API computes them.
@@ -670,12 +678,12 @@ func TestWebUINewUserFindings(t *testing.T) {
 		}
 		shot(t, ctx, "14-playground-scores")
 		// The API's options: normalize and top_n.
-		must(t, ctx, "normalize and top 2", chromedp.Click("#play-normalize", chromedp.ByID), chromedp.SetValue("#play-topn", "2", chromedp.ByID),
-			chromedp.Evaluate(`document.querySelector("#play-results").replaceChildren(); true`, nil), chromedp.Click("#play-run", chromedp.ByID),
-			chromedp.WaitVisible("#play-results li", chromedp.ByQuery))
+		// Ticking normalize runs the request again (with results on screen).
+		must(t, ctx, "top 2 and normalize", chromedp.SetValue("#play-topn", "2", chromedp.ByID), chromedp.Click("#play-normalize", chromedp.ByID))
+		waitJS(t, ctx, "normalized", `document.querySelector("#play-out").dataset.normalize === "true" && document.querySelectorAll("#play-results li").length === 2`)
 		check(2)
 		var curl string
-		must(t, ctx, "copy as curl", chromedp.Click("#play-curl", chromedp.ByID), chromedp.WaitVisible("#play-curl-text", chromedp.ByID), chromedp.Text("#play-curl-text", &curl, chromedp.ByID))
+		must(t, ctx, "view code", chromedp.Click("#play-code", chromedp.ByID), chromedp.WaitVisible("#play-code-text", chromedp.ByID), chromedp.Text("#play-code-text", &curl, chromedp.ByID))
 		if !strings.Contains(curl, `"normalize":true`) || !strings.Contains(curl, `"top_n":2`) {
 			t.Fatalf("curl %q", curl)
 		}
@@ -743,7 +751,8 @@ func TestWebUINewUserFindings(t *testing.T) {
 		local := testutil.MustModel(t, synth.Tiny())
 		must(t, ctx, "models page", chromedp.Click("#nav-models", chromedp.ByID))
 		waitJS(t, ctx, "rows", `!!document.querySelector('tr[data-model="local-model-with-a-long-name-for-the-table"]')`)
-		must(t, ctx, "delete the local model", chromedp.Click(`tr[data-model="local-model-with-a-long-name-for-the-table"] button[data-role="delete"]`, chromedp.ByQuery))
+		must(t, ctx, "delete the local model", chromedp.Click(`tr[data-model="local-model-with-a-long-name-for-the-table"] button[data-role="delete"]`, chromedp.ByQuery),
+			chromedp.WaitVisible("#confirm-ok", chromedp.ByID), chromedp.Click("#confirm-ok", chromedp.ByID))
 		waitJS(t, ctx, "gone", `!document.querySelector('tr[data-model="local-model-with-a-long-name-for-the-table"]')`)
 		if msg := evalJS[string](t, ctx, "flash", `document.querySelector("#flash").textContent`); !strings.Contains(msg, local+" is kept") {
 			t.Fatalf("deleting a local model says %q", msg)

@@ -16,7 +16,8 @@ const el = (tag, attrs = {}, ...kids) => {
 };
 
 class APIError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  // problem, when the server explains the failure: {kind, field, what, fix, detail}.
+  constructor(status, message, problem) { super(message); this.status = status; this.problem = problem || null; }
 }
 
 async function api(method, path, body) {
@@ -37,7 +38,7 @@ async function api(method, path, body) {
   if (!resp.ok) {
     const msg = data && data.error && data.error.message ? data.error.message : `${resp.status} ${resp.statusText}`;
     if (resp.status === 401 && path !== "/api/login") { showLogin(); }
-    throw new APIError(resp.status, msg);
+    throw new APIError(resp.status, msg, data && data.problem);
   }
   return data;
 }
@@ -56,6 +57,40 @@ function flash(msg, kind = "error") {
 }
 const clearErrorFlash = () => { if (!$("#flash").classList.contains("info")) flash(""); };
 
+// confirmDialog asks in the page (never the browser's confirm()) and
+// resolves to null when cancelled (Cancel, Escape), else to {keep}: whether
+// the "keep" box, shown when opts.keep names it, was ticked.
+let confirmPending = null; // settles the last dialog if its close event has not come yet
+function confirmDialog({ title, text, action, danger = true, keep = "" }) {
+  const dlg = $("#confirm-dialog");
+  // The close event is queued: one may still be on its way when the next
+  // dialog opens. It settles the dialog it belongs to, never the new one.
+  if (confirmPending) confirmPending();
+  $("#confirm-title").textContent = title;
+  $("#confirm-text").textContent = text;
+  $("#confirm-keep-row").hidden = !keep;
+  $("#confirm-keep").checked = false;
+  $("#confirm-keep-label").textContent = keep;
+  const ok = $("#confirm-ok");
+  ok.textContent = action;
+  ok.className = danger ? "danger" : "";
+  const back = document.activeElement;
+  dlg.returnValue = "";
+  dlg.showModal();
+  $("#confirm-cancel").focus(); // the safe choice first
+  return new Promise((resolve) => {
+    const settle = () => {
+      dlg.removeEventListener("close", onClose);
+      confirmPending = null;
+      if (back && back.isConnected && !dlg.open) back.focus();
+      resolve(dlg.returnValue === "ok" ? { keep: !$("#confirm-keep-row").hidden && $("#confirm-keep").checked } : null);
+    };
+    const onClose = () => { if (!dlg.open) settle(); };
+    confirmPending = settle;
+    dlg.addEventListener("close", onClose);
+  });
+}
+
 // announce tells screen readers something (politely) without moving focus.
 function announce(msg) { $("#live").textContent = msg; }
 
@@ -68,6 +103,13 @@ const fmtBytes = (n) => {
 };
 const fmtTime = (s) => (s ? new Date(s).toLocaleString() : "-");
 const fmtCount = (n) => (n >= 1e6 ? (n / 1e6).toFixed(1) + "M" : n >= 1e3 ? (n / 1e3).toFixed(1) + "k" : String(n ?? 0));
+// problemParts renders an explained failure: what happened, what to do,
+// and the raw detail folded (the server strips query strings and secrets).
+function problemParts(p) {
+  const out = [el("p", { class: "what" }, p.what), el("p", { class: "fix" }, p.fix)];
+  if (p.detail) out.push(el("details", {}, el("summary", {}, "Details"), el("code", {}, p.detail)));
+  return out;
+}
 const listNames = (ms) => ms.map((m) => `"${m.name}"`).join(", ");
 const bump = (node, key) => { node.dataset[key] = String(+(node.dataset[key] || 0) + 1); };
 const modelsLink = () => el("a", { href: "#/models" }, "Models");
@@ -92,6 +134,7 @@ function mount(id, title) {
 function showLogin() {
   $("#top").hidden = true;
   mount("tpl-login", "Log in");
+  $("#login-password").focus(); // autofocus does not apply to a template cloned later
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     try {
@@ -106,8 +149,20 @@ function showLogin() {
 function showPasswordChange() {
   $("#top").hidden = true;
   mount("tpl-password", "Choose a new password");
+  $("#pw-current").focus();
+  // A mistyped new password would lock the admin out: both must match
+  // before anything is sent.
+  const mismatch = () => {
+    const a = $("#pw-new").value, b = $("#pw-confirm").value;
+    return b !== "" && a !== b ? "The two new passwords differ: type the same one twice." : "";
+  };
+  $("#pw-confirm").addEventListener("input", () => { if (!mismatch()) $("#pw-confirm-hint").textContent = ""; });
+  $("#pw-new").addEventListener("input", () => { if (!mismatch()) $("#pw-confirm-hint").textContent = ""; });
   $("#password-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    const differ = mismatch() || ($("#pw-confirm").value === "" ? "Type the new password again to confirm it." : "");
+    $("#pw-confirm-hint").textContent = differ;
+    if (differ) { $("#pw-confirm").focus(); return; }
     try {
       await api("POST", "/api/password", { current_password: $("#pw-current").value, new_password: $("#pw-new").value });
       flash("Password changed.", "info");
@@ -183,7 +238,8 @@ function statusParts(m) {
   } else if (sc && sc.status === "passed") {
     out.push(" ", el("span", { class: "quiet", "data-self-check": "passed" }, "checked"));
   }
-  if (m.status === "error" && m.error) out.push(...folded(m.error, "error", "Whole error"));
+  if (m.status === "error" && m.problem) out.push(el("div", { class: "problem", "data-problem": m.problem.kind }, ...problemParts(m.problem)));
+  else if (m.status === "error" && m.error) out.push(...folded(m.error, "error", "Whole error"));
   return out;
 }
 
@@ -198,9 +254,11 @@ function newRow(name) {
   const cells = { name: td("Name", "name-cell"), source: td("Source"), file: td("File"), size: td("Size"), status: td("Status"), memory: td("Memory") };
   const primary = el("button", { type: "button", class: "secondary", "data-role": "primary" });
   primary.addEventListener("click", () => modelAction(name, primary.dataset.action));
+  const logs = el("button", { type: "button", class: "secondary", "data-role": "logs", "aria-label": `Logs of ${name}` }, "Logs");
+  logs.addEventListener("click", () => showLogs(name));
   const del = el("button", { type: "button", class: "danger", "data-role": "delete", "aria-label": `Delete ${name}` }, "Delete");
   del.addEventListener("click", () => modelAction(name, "delete"));
-  const tr = el("tr", { "data-model": name }, ...Object.values(cells), el("td", { class: "actions-cell" }, primary, del));
+  const tr = el("tr", { "data-model": name }, ...Object.values(cells), el("td", { class: "actions-cell" }, primary, logs, del));
   return { tr, cells, primary, sig: {}, status: null };
 }
 
@@ -216,11 +274,15 @@ function updateRow(row, m) {
   const file = m.file || (m.path || "").split("/").pop();
   const quant = m.quant || (m.facts && m.facts.FileType) || "";
   const mem = m.status === "running" ? fmtBytes(m.memory_estimate) : "-";
-  setCell(row, "name", m.name, () => [el("strong", {}, m.name)]);
+  // Where clients send requests for this model (the API's URL on this
+  // server, as the browser reaches it) and the "model" to name.
+  const endpoint = `${location.origin}/v1/rerank`;
+  setCell(row, "name", m.name, () => [el("strong", {}, m.name),
+    el("code", { class: "sub endpoint", "data-endpoint": endpoint, title: `POST ${endpoint} with "model": "${m.name}"` }, "POST /v1/rerank")]);
   setCell(row, "source", m.source + "\n" + where, () => [SOURCES[m.source] || m.source, el("span", { class: "sub" }, where)]);
   setCell(row, "file", file + "\n" + quant, () => [file || "-", el("span", { class: "sub" }, quant)]);
   setCell(row, "size", String(m.size || 0), () => [fmtBytes(m.size)]);
-  setCell(row, "status", JSON.stringify([m.status, m.progress, m.error, m.self_check]), () => statusParts(m));
+  setCell(row, "status", JSON.stringify([m.status, m.progress, m.error, m.problem, m.self_check]), () => statusParts(m));
   const device = m.status === "running" ? (m.device || "") : "";
   setCell(row, "memory", mem + "\n" + device, () => device ? [mem, el("span", { class: "sub" }, device)] : [mem]);
   const [action, label] = primaryAction(m);
@@ -266,12 +328,15 @@ async function modelAction(name, action) {
   const m = lastModels.find((x) => x.name === name) || {};
   try {
     if (action === "delete") {
-      const file = m.source === "local" ? `The file ${m.path} stays on disk: aimind never removes a local file.`
-        : "Its downloaded file is removed too, unless another model uses it.";
-      if (!confirm(`Delete model "${name}"? ${file}`)) return;
+      const local = m.source === "local";
+      const text = local ? `Its record goes; the file ${m.path} stays on disk: aimind never removes a local file.`
+        : "Its record goes, and the file aimind downloaded for it too, unless another model uses it or you keep it.";
+      const keepLabel = local ? "" : `Keep the downloaded file${m.file ? " " + m.file : ""} (a later deploy of it needs no download)`;
+      const answer = await confirmDialog({ title: `Delete model "${name}"?`, text, action: "Delete", keep: keepLabel });
+      if (!answer) return;
       const row = modelRows.get(name);
       const next = row && (row.tr.nextElementSibling || row.tr.previousElementSibling);
-      const d = await api("DELETE", `/api/models/${encodeURIComponent(name)}?files=true`);
+      const d = await api("DELETE", `/api/models/${encodeURIComponent(name)}?files=true&keep_file=${answer.keep}`);
       flash(`Deleted model "${name}"` + (d && d.note ? `: ${d.note}.` : "."), "info");
       await refreshModels();
       // The focused Delete button went with its row: keep the keyboard user nearby.
@@ -280,15 +345,47 @@ async function modelAction(name, action) {
         if (to) to.focus();
       }
     } else {
-      if (action === "stop" && !confirm(`Stop model "${name}"? Requests for it will fail until it is started.`)) return;
+      if (action === "stop" && !await confirmDialog({ title: `Stop model "${name}"?`, text: "Its memory is freed; requests for it fail until it is started again.", action: "Stop", danger: false })) return;
       await api("POST", `/api/models/${encodeURIComponent(name)}/${action}`);
       await refreshModels();
     }
   } catch (e) { flash(e.message); }
 }
 
+// showLogs opens a model's recent events, refreshed every second while open.
+let logsTimer = null;
+async function showLogs(name) {
+  const dlg = $("#logs-dialog");
+  $("#logs-title").textContent = `Logs of ${name}`;
+  $("#logs-list").replaceChildren();
+  $("#logs-empty").hidden = true;
+  let shown = "";
+  const load = async () => {
+    let list;
+    try { list = (await api("GET", `/api/models/${encodeURIComponent(name)}/logs`)).data || []; } catch (e) { list = [{ time: new Date().toISOString(), level: "ERROR", message: e.message }]; }
+    const sig = JSON.stringify(list);
+    if (sig === shown) return; // unchanged: keep the reader's scroll position
+    const ol = $("#logs-list");
+    const atEnd = ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 4;
+    shown = sig;
+    ol.replaceChildren(...list.map((x) => el("li", { "data-level": x.level },
+      el("time", { datetime: x.time }, new Date(x.time).toLocaleTimeString()), el("span", { class: "lvl " + x.level }, x.level), x.message,
+      x.attrs && Object.keys(x.attrs).length ? el("span", { class: "attrs" }, Object.entries(x.attrs).map(([k, v]) => `${k}=${v}`).join("  ")) : "")));
+    $("#logs-empty").hidden = list.length > 0;
+    if (atEnd) ol.scrollTop = ol.scrollHeight;
+    bump(dlg, "loads"); // tests wait on this
+  };
+  clearInterval(logsTimer);
+  dlg.addEventListener("close", () => { clearInterval(logsTimer); logsTimer = null; }, { once: true });
+  dlg.showModal();
+  await load();
+  if (dlg.open) logsTimer = setInterval(load, 1000);
+}
+
 function modelsView() {
   mount("tpl-models", "Models");
+  $("#models-endpoint").replaceChildren("Clients call ", el("code", {}, `POST ${location.origin}/v1/rerank`), " with ",
+    el("code", {}, '"model": "NAME"'), " and an API key; the Playground's View code has the whole call.");
   modelRows = new Map();
   refreshModels();
   timer = setInterval(refreshModels, 1000);
@@ -312,7 +409,7 @@ function setupDeploy() {
     $("#local-fields").hidden = !local;
     clearRepo();
     $("#deploy-repo").value = "";
-    $("#deploy-error").textContent = "";
+    clearProblems();
     if (!local) search();
     updateSave();
   });
@@ -335,7 +432,13 @@ function setupDeploy() {
   // their own even when keydown was handled.
   form.addEventListener("keypress", (ev) => { if (enterInField(ev)) ev.preventDefault(); });
   $("#deploy-gguf").addEventListener("change", search);
-  $("#deploy-repo").addEventListener("change", () => chooseRepo($("#deploy-repo").value.trim()));
+  $("#deploy-repo").addEventListener("change", () => { if ($("#deploy-repo").value.trim() !== repoChosen) chooseRepo($("#deploy-repo").value.trim()); });
+  let repoDebounce = null;
+  $("#deploy-repo").addEventListener("input", () => {
+    clearTimeout(repoDebounce);
+    const v = $("#deploy-repo").value.trim();
+    if (repoPattern.test(v)) repoDebounce = setTimeout(() => { if ($("#deploy-repo").value.trim() === v && v !== repoChosen) chooseRepo(v); }, 500);
+  });
   $("#deploy-file").addEventListener("change", () => { showEstimate(); updateSave(); });
   $("#deploy-path").addEventListener("input", () => {
     const base = $("#deploy-path").value.split("/").pop().replace(/\.gguf$/i, "").replace(/[-._](f32|f16|fp16|bf16|q[2-8](_[0-9a-z]+)*|iq[1-4](_[a-z0-9]+)*)$/i, "");
@@ -354,15 +457,51 @@ function setupDeploy() {
     else { req.repo = $("#deploy-repo").value.trim(); req.file = $("#deploy-file").value; }
     saving = true;
     updateSave();
+    clearProblems();
     try {
       await api("POST", "/api/models", req);
       dlg.close();
       flash(`Deploying ${req.name}…`, "info");
       refreshModels();
     } catch (e) {
-      $("#deploy-error").textContent = e.message;
+      showProblem(e, source === "local" ? "path" : "");
     } finally { saving = false; updateSave(); }
   });
+}
+
+const PROBLEM_FIELDS = ["search", "repo", "file", "path", "name"];
+
+// showProblem puts an error next to the field it concerns: the server's
+// problem names it; otherwise the given field, or under the form.
+function showProblem(e, field) {
+  const p = e.problem;
+  const where = (p && p.field && $(`#deploy-${p.field}-problem`)) || (field && $(`#deploy-${field}-problem`)) || $("#deploy-error");
+  where.className = "problem";
+  where.dataset.kind = p ? p.kind : "";
+  where.replaceChildren(...(p ? problemParts(p) : [el("p", { class: "what" }, e.message)]));
+}
+
+// Once a repository's files were asked for, a "hub cannot be reached"
+// under Search says nothing the Repository field does not.
+function settleSearchProblem() {
+  if ($("#deploy-search-problem").dataset.kind === "unreachable") clearProblem("search");
+}
+
+function showNotice(field, msg) {
+  const where = $(`#deploy-${field}-problem`);
+  where.className = "problem info";
+  where.dataset.kind = "notice";
+  where.replaceChildren(el("p", { class: "what" }, msg));
+}
+
+function clearProblem(field) {
+  const where = field ? $(`#deploy-${field}-problem`) : $("#deploy-error");
+  if (where) { where.replaceChildren(); where.dataset.kind = ""; }
+}
+
+function clearProblems() {
+  for (const f of PROBLEM_FIELDS) clearProblem(f);
+  clearProblem();
 }
 
 function clearRepo() {
@@ -381,7 +520,7 @@ function resetDeploy() {
   $("#hub-fields").hidden = false;
   $("#local-fields").hidden = true;
   clearRepo();
-  $("#deploy-error").textContent = "";
+  clearProblems();
   $("#deploy-name-hint").textContent = "";
   saving = false;
   updateSave();
@@ -392,7 +531,16 @@ function resetDeploy() {
 function updateSave() {
   const local = $("#deploy-source").value === "local";
   const ready = local ? $("#deploy-path").value.trim() !== "" : filesCache.length > 0 && $("#deploy-file").value !== "";
-  $("#deploy-save").disabled = saving || !ready || !$("#deploy-name").value.trim();
+  const named = !!$("#deploy-name").value.trim();
+  $("#deploy-save").disabled = saving || !ready || !named;
+  // Say what Save waits for, rather than leave a grey button.
+  let why = "";
+  if (saving) why = "";
+  else if (local && !ready) why = "Save needs the path of a .gguf file on the server.";
+  else if (!local && !repoChosen) why = "Save needs a repository: type its id (owner/name) or choose one from the list.";
+  else if (!local && !ready) why = filesCache.length || $("#deploy-file-hint").textContent || $("#deploy-repo-problem").textContent ? "Save needs a GGUF file of the repository." : `Reading the files of ${repoChosen}…`;
+  else if (!named) why = "Save needs a name.";
+  $("#deploy-save-hint").textContent = why;
 }
 
 function checkName() {
@@ -417,20 +565,39 @@ async function search() {
     const repos = r.data || [];
     title.textContent = typed ? `Repositories on ${where} matching "${typed}", most downloaded first:` : `Reranker repositories on ${where}, most downloaded first:`;
     ul.replaceChildren(...repos.map((repo) => el("li", {},
-      el("button", { type: "button", "data-repo": repo.id, "aria-pressed": String(repo.id === repoChosen), onclick: (ev) => {
-        for (const b of ul.querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
-        ev.currentTarget.setAttribute("aria-pressed", "true");
-        $("#deploy-repo").value = repo.id;
-        chooseRepo(repo.id);
-      } }, el("span", {}, repo.id), el("span", { class: "stats" }, `↓ ${fmtCount(repo.downloads)}  ♥ ${fmtCount(repo.likes)}`)))));
+      el("button", { type: "button", "data-repo": repo.id, "aria-pressed": String(repo.id === repoChosen), onclick: () => pickRepo(repo.id) },
+        el("span", {}, repo.id), el("span", { class: "stats" }, `↓ ${fmtCount(repo.downloads)}  ♥ ${fmtCount(repo.likes)}`)))));
     if (!repos.length) ul.replaceChildren(el("li", { class: "hint" }, "No matching repositories."));
-    $("#deploy-error").textContent = "";
+    clearProblem("search");
+    // Typing is enough: the repository whose id was typed, or the only
+    // result, is chosen (its files listed, the default file selected), as
+    // GPUStack's guide has it. An id the search does not find (a private or
+    // unlisted repository) is tried directly.
+    if (typed) {
+      const exact = repos.find((x) => x.id.toLowerCase() === typed.toLowerCase());
+      const only = repos.length === 1 ? repos[0] : null;
+      const pick = exact || only;
+      if (pick && pick.id !== repoChosen) pickRepo(pick.id);
+      else if (!repos.length && repoPattern.test(typed) && typed !== repoChosen) pickRepo(typed);
+    }
   } catch (e) {
     if (seq !== searchSeq) return;
     ul.replaceChildren();
+    title.textContent = "";
     if (e.status === 501) title.textContent = `${where} offers no search here: type the repository id (owner/name) under Repository, for example gpustack/bge-reranker-v2-m3-GGUF, and press Enter.`;
-    else $("#deploy-error").textContent = e.message;
+    else showProblem(e, "search");
+    // With no search, an id typed in Search is still tried directly.
+    if (typed && repoPattern.test(typed) && typed !== repoChosen) pickRepo(typed);
   }
+}
+
+const repoPattern = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+// pickRepo marks repo as chosen in the list and under Repository, and lists its files.
+function pickRepo(repo) {
+  for (const b of $("#deploy-results").querySelectorAll("button[data-repo]")) b.setAttribute("aria-pressed", String(b.dataset.repo === repo));
+  $("#deploy-repo").value = repo;
+  chooseRepo(repo);
 }
 
 async function chooseRepo(repo) {
@@ -441,6 +608,8 @@ async function chooseRepo(repo) {
   sel.replaceChildren();
   $("#deploy-estimate").textContent = "";
   $("#deploy-file-hint").textContent = "";
+  clearProblem("repo");
+  clearProblem("file");
   updateSave();
   if (!repo) return;
   try {
@@ -450,13 +619,15 @@ async function chooseRepo(repo) {
     sel.replaceChildren(...filesCache.map((f) => el("option", { value: f.path, selected: f.path === r.default },
       `${f.path} (${f.quant || "?"}, ${fmtBytes(f.size)})`)));
     $("#deploy-file-hint").textContent = filesCache.length ? "" : `${repo} has no GGUF file, and aimind serves GGUF files only: choose another repository.`;
-    $("#deploy-error").textContent = "";
+    clearProblem();
+    if (r.notice) showNotice("repo", r.notice);
     $("#deploy-name").value = r.name || "";
     checkName();
     showEstimate();
   } catch (e) {
-    if (repoChosen === repo) $("#deploy-error").textContent = e.message;
+    if (repoChosen === repo) showProblem(e, "repo");
   }
+  if (repoChosen === repo) settleSearchProblem();
   updateSave();
 }
 
@@ -491,7 +662,7 @@ async function refreshKeys() {
         : td("Expires", undefined, k.expires ? fmtTime(k.expires) : "never"),
       td("Models", undefined, (k.models || []).length ? k.models.join(", ") : "all"),
       el("td", { class: "actions-cell" }, el("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name} (id ${k.id})`, onclick: async () => {
-        if (!confirm(`Revoke API key "${k.name}" (id ${k.id})? Clients using it stop working at once.`)) return;
+        if (!await confirmDialog({ title: `Revoke API key "${k.name}"?`, text: `Key id ${k.id}. Clients using it stop working at once.`, action: "Revoke" })) return;
         try { await api("DELETE", `/api/keys/${encodeURIComponent(k.id)}`); refreshKeys(); } catch (e) { flash(e.message); }
       } }, "Revoke")));
   }));
@@ -585,6 +756,46 @@ function bar(fraction) {
 
 function shellQuote(s) { return "'" + s.replace(/'/g, "'\\''") + "'"; }
 
+// pyLiteral writes a JSON value as Python source (True, False, None).
+function pyLiteral(v, indent = "") {
+  const next = indent + "    ";
+  if (v === null) return "None";
+  if (v === true) return "True";
+  if (v === false) return "False";
+  if (Array.isArray(v)) return v.length ? "[\n" + v.map((x) => next + pyLiteral(x, next)).join(",\n") + ",\n" + indent + "]" : "[]";
+  if (typeof v === "object") return "{\n" + Object.entries(v).map(([k, x]) => `${next}${JSON.stringify(k)}: ${pyLiteral(x, next)}`).join(",\n") + ",\n" + indent + "}";
+  return JSON.stringify(v);
+}
+
+// CODE gives, for the playground's request, the same call in curl, Python
+// (requests) and Node.js (fetch, Node 18 or newer), sent to this server.
+const CODE = {
+  curl: (url, req) => `curl ${url} \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer YOUR_API_KEY' \\\n  -d ${shellQuote(JSON.stringify(req))}`,
+  python: (url, req) => `import requests
+
+body = ${pyLiteral(req)}
+resp = requests.post(
+    ${JSON.stringify(url)},
+    headers={"Authorization": "Bearer YOUR_API_KEY"},
+    json=body,
+    timeout=60,
+)
+resp.raise_for_status()
+for r in resp.json()["results"]:
+    print(r["index"], r["relevance_score"])
+`,
+  node: (url, req) => `// rerank.mjs: node rerank.mjs
+const body = ${JSON.stringify(req, null, 2)};
+const resp = await fetch(${JSON.stringify(url)}, {
+  method: "POST",
+  headers: { "Content-Type": "application/json", Authorization: "Bearer YOUR_API_KEY" },
+  body: JSON.stringify(body),
+});
+if (!resp.ok) throw new Error(\`\${resp.status}: \${await resp.text()}\`);
+for (const r of (await resp.json()).results) console.log(r.index, r.relevance_score);
+`,
+};
+
 // noModelRunning says why the playground has nothing to run, and where to
 // go about it.
 function noModelRunning(list) {
@@ -611,13 +822,43 @@ async function playgroundView() {
     $("#play-empty").hidden = false;
     $("#play-run").disabled = true;
   }
-  $("#play-curl").addEventListener("click", async () => {
-    const body = JSON.stringify(playRequest());
-    const cmd = `curl ${location.origin}/v1/rerank \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer YOUR_API_KEY' \\\n  -d ${shellQuote(body)}`;
-    const pre = $("#play-curl-text");
-    pre.textContent = cmd;
-    pre.hidden = false;
-    try { await navigator.clipboard.writeText(cmd); flash("curl command copied.", "info"); } catch { /* shown below */ }
+  // A model its self-check flagged is usable, but its scores may be wrong:
+  // say so above the form, for the model chosen.
+  const warnSuspect = () => {
+    const m = running.find((x) => x.name === $("#play-model").value);
+    const sc = m && m.self_check;
+    const box = $("#play-suspect");
+    box.hidden = !(sc && sc.status === "suspect");
+    if (!box.hidden) {
+      box.replaceChildren(el("strong", {}, `The self-check flagged "${m.name}" as suspect: its scores may be wrong.`),
+        " Results are shown all the same. Its Logs on the ", modelsLink(), " page have the whole check.",
+        el("details", { class: "more" }, el("summary", {}, "Why"), el("span", {}, sc.reason || "")));
+    }
+  };
+  $("#play-model").addEventListener("change", warnSuspect);
+  warnSuspect();
+  // View code: the form's request in curl, Python or Node.js, kept up to
+  // date while the panel is open.
+  let lang = "curl";
+  const showCode = () => {
+    $("#play-code-text").textContent = CODE[lang](`${location.origin}/v1/rerank`, playRequest());
+    for (const b of document.querySelectorAll("#play-code-panel .tab")) b.setAttribute("aria-selected", String(b.dataset.lang === lang));
+  };
+  $("#play-code").addEventListener("click", () => {
+    const panel = $("#play-code-panel");
+    panel.hidden = !panel.hidden;
+    $("#play-code").setAttribute("aria-expanded", String(!panel.hidden));
+    if (!panel.hidden) showCode();
+  });
+  for (const b of document.querySelectorAll("#play-code-panel .tab")) b.addEventListener("click", () => { lang = b.dataset.lang; showCode(); });
+  $("#play-form").addEventListener("input", () => { if (!$("#play-code-panel").hidden) showCode(); });
+  $("#play-code-copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#play-code-text").textContent); flash("Code copied.", "info"); } catch { /* it is shown to copy by hand */ }
+  });
+  // The calibrated-scores box changes the request; with results on screen
+  // it runs it again, so that what is shown is what the API answers.
+  $("#play-normalize").addEventListener("change", () => {
+    if (!$("#play-out").hidden && !$("#play-run").disabled) $("#play-form").requestSubmit();
   });
   $("#play-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -627,15 +868,22 @@ async function playgroundView() {
     try {
       const r = await api("POST", "/api/rerank", req);
       // With normalize the API gives sigmoid(logit) as relevance_score and
-      // the logit as raw_score; without, the logit as relevance_score.
+      // the logit as raw_score; without, the logit as relevance_score. The
+      // relevance_score the API answered is shown first, as it is.
       ol.replaceChildren(...r.results.map((x) => {
         const logit = req.normalize ? x.raw_score : x.relevance_score;
         const score = req.normalize ? x.relevance_score : sigmoid(x.relevance_score);
-        return el("li", { "data-index": x.index, "data-logit": logit, "data-score": score },
+        const other = req.normalize ? `raw_score (logit) ${logit.toFixed(4)}` : `sigmoid ${score.toFixed(3)}`;
+        return el("li", { "data-index": x.index, "data-logit": logit, "data-score": score, "data-relevance": x.relevance_score },
           el("div", {}, x.document ? x.document.text : req.documents[x.index]),
-          el("div", { class: "score" }, el("span", {}, `#${x.index}`), el("span", {}, `logit ${logit.toFixed(4)}`),
-            el("span", {}, `score ${score.toFixed(3)}`), el("span", { class: "barwrap", "aria-hidden": "true" }, bar(score))));
+          el("div", { class: "score" }, el("span", {}, `#${x.index}`),
+            el("span", { class: "rel" }, `relevance_score ${x.relevance_score.toFixed(req.normalize ? 3 : 4)}`),
+            el("span", {}, other), el("span", { class: "barwrap", "aria-hidden": "true" }, bar(score))));
       }));
+      $("#play-explain").textContent = req.normalize
+        ? "Calibrated (\"normalize\": true): relevance_score is sigmoid(logit), from 0 to 1, and raw_score the model's logit. The bar is the relevance_score."
+        : "Raw (the API's default): relevance_score is the model's logit, any real number, higher is more relevant. The bar shows sigmoid(logit), from 0 to 1; tick \"calibrated scores\" to get it as relevance_score.";
+      $("#play-out").dataset.normalize = String(!!req.normalize);
       $("#play-results-title").textContent = `Ranked documents (${r.results.length} of ${req.documents.length})`;
       $("#play-out").hidden = false;
       $("#play-out").scrollIntoView({ block: "start" });
