@@ -90,6 +90,7 @@ func TestSanitize(t *testing.T) {
 		`Get "https://cdn-lfs.hf.co/repos/ab/cd/file.gguf?X-Amz-Signature=deadbeef&Expires=1": dial tcp 1.2.3.4:443: i/o timeout`: `Get "https://cdn-lfs.hf.co/repos/ab/cd/file.gguf?…": dial tcp 1.2.3.4:443: i/o timeout`,
 		`proxy http://user:secret@proxy.local:3128/ refused`:                                                                      `proxy http://proxy.local:3128/ refused`,
 		`sent Authorization: Bearer hf_abcdefghijklmnop to the mirror`:                                                            `sent Authorization: Bearer … to the mirror`,
+		`set HF_ENDPOINT or HF_TOKEN_PATH, not hf_abcdefghijklmnopqrstu`:                                                          `set HF_ENDPOINT or HF_TOKEN_PATH, not hf_…`,
 		`token hf_abcdefghijklmnopqrstu leaked`:                                                                                   `token hf_… leaked`,
 		`key aimind_0123abcd_` + strings.Repeat("f", 64) + ` refused`:                                                             `key aimind_… refused`,
 		`retry with api_key=abc123&x=1 failed`:                                                                                    `retry with api_key=…&x=1 failed`,
