@@ -48,6 +48,7 @@ func worstError(t *testing.T, m *engine.Model, ref *reference.Model, rel, abs fl
 // its scores stay within the flash-attention bounds of the float64
 // reference; with flash attention off, or with the option off, F16 stays.
 func TestF16ComputedAsBF16(t *testing.T) {
+	skipUnderRace(t)
 	if !llama.CPU().AVX512BF16 {
 		t.Skip("skipped: this CPU (or ggml's build for it) has no AVX512-BF16, so F16 files run the F16 kernels and there is no BF16 path to test")
 	}
@@ -109,6 +110,7 @@ func TestKernelNamed(t *testing.T) {
 // kernels' (at most 1.5x their mean error); a 32-wide model, which the AMX
 // kernel refuses for most matrices, scores correctly too.
 func TestAMXPatch0002(t *testing.T) {
+	skipUnderRace(t)
 	if !llama.CPU().AMXInt8 {
 		t.Skip("skipped: this CPU has no AMX (amx_int8); patch 0002's AMX path cannot run here, Q8_0 files use the stock kernels")
 	}
@@ -155,6 +157,7 @@ func TestAMXPatch0002(t *testing.T) {
 // as close to the float64 reference as the Q8_0 kernels' (mean error at most
 // 1.5x theirs on the same file).
 func TestQ8ComputedAsBF16(t *testing.T) {
+	skipUnderRace(t)
 	cpu := llama.CPU()
 	if !cpu.AVX512BF16 || cpu.AMXInt8 {
 		t.Skip("skipped: the Q8_0-as-BF16 path runs only on CPUs with AVX512-BF16 and without AMX (AMX int8 is faster); this one has BF16 ", cpu.AVX512BF16, ", AMX ", cpu.AMXInt8)

@@ -133,6 +133,7 @@ func TestQwen3InstructionRefusedWhereThereIsNone(t *testing.T) {
 // packed batch, flash attention off and on. The key/value cache holds F16
 // keys and values either way.
 func TestQwen3ScoresMatchReference(t *testing.T) {
+	skipUnderRace(t)
 	for name, spec := range qwen3Shapes {
 		path := mustQwen3(t, spec)
 		ref, err := reference.LoadQwen3(path)
@@ -214,6 +215,7 @@ func TestQwen3BatchInvariance(t *testing.T) {
 // of 0.7-3.2 (BERT's 3x96 Q8_0 stays within 5e-2); the bound is 0.2. A wrong
 // layout, position or head is off by the scores' whole spread.
 func TestQwen3QuantizedCloseToReference(t *testing.T) {
+	skipUnderRace(t)
 	spec := qwen3Shapes["3x96-mha-untied"]
 	src := mustQwen3(t, spec)
 	q8 := filepath.Join(t.TempDir(), "q8.gguf")
