@@ -186,7 +186,7 @@ case "${1:-build}" in
     go vet ./...
     go test -count=1 -timeout 40m "${@:2}" ./...
     # The packages whose tests exercise goroutines, again under the race detector.
-    go test -race -count=1 -timeout 30m "${@:2}" ./engine ./server ./models ./auth ./store ./hub ./deploy
+    go test -race -count=1 -timeout 30m "${@:2}" ./engine/... ./server ./models ./auth ./store ./hub ./deploy ./cmd/rerankload
     # The Kubernetes manifests' test has its own module (kustomize and the
     # k8s.io types stay out of aimind's dependencies).
     (cd deploy/kubernetes && go vet ./... && go test -count=1 "${@:2}" ./...)
