@@ -83,8 +83,6 @@ fi
 # the warm-up run on the 2-core AMX Xeon VM of 2026-12-06; Q8_0 has no other
 # repack on x86, so --no-repack only turns the AMX path off there).
 llama_flags=${LLAMA_FLAGS:-}
-base_port=$((19000 + RANDOM % 500))
-starts=0
 pid=
 stop_server() {
   # llama-server of late 2025 segfaults on SIGTERM: its exit status is
@@ -99,10 +97,12 @@ stop_server() {
 trap stop_server EXIT
 
 start_server() {
-  # A fresh port every start, so a socket left by a crashed server is never reused.
-  port=$((base_port + starts))
-  starts=$((starts + 1))
+  # A fresh port from the kernel every start: a socket left by a crashed server
+  # is never reused, and neither is a port another process on a shared
+  # machine listens on (a fixed range once answered for someone else's server).
+  port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   url="http://127.0.0.1:$port"
+  if curl -s -o /dev/null "$url/"; then echo "port $port already answers; retrying" >&2; start_server "$1"; return 0; fi
   case $1 in
     aimind)
       rm -rf "$dir/data"
@@ -118,8 +118,8 @@ start_server() {
   pid=$!
   for _ in $(seq 1 1200); do
     # aimind: /ready is 200 once a model runs; llama-server: /health is 200 once loaded.
-    if [ "$1" = aimind ]; then curl -sf "$url/ready" >/dev/null 2>&1 && return 0
-    else curl -sf "$url/health" >/dev/null 2>&1 && return 0; fi
+    if [ "$1" = aimind ]; then curl -sf "$url/ready" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null && return 0
+    else curl -sf "$url/health" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null && return 0; fi
     if ! kill -0 "$pid" 2>/dev/null && [ "$1" = llama-server ] && [[ " $llama_flags " != *" --no-repack "* ]]; then
       wait "$pid" 2>/dev/null || true
       pid=
