@@ -78,8 +78,11 @@ if [ -n "${LLAMA_SERVER:-}" ]; then
   echo "llama-server: $LLAMA_SERVER ($llama_version)"
 fi
 
-base_port=$((19000 + RANDOM % 500))
-starts=0
+# llama-server's extra flags: LLAMA_FLAGS, plus --no-repack when it dies while
+# loading (upstream ggml's AMX Q8_0 kernel died with SIGILL on `tilezero` in
+# the warm-up run on the 2-core AMX Xeon VM of 2026-12-06; Q8_0 has no other
+# repack on x86, so --no-repack only turns the AMX path off there).
+llama_flags=${LLAMA_FLAGS:-}
 pid=
 stop_server() {
   # llama-server of late 2025 segfaults on SIGTERM: its exit status is
@@ -94,10 +97,12 @@ stop_server() {
 trap stop_server EXIT
 
 start_server() {
-  # A fresh port every start, so a socket left by a crashed server is never reused.
-  port=$((base_port + starts))
-  starts=$((starts + 1))
+  # A fresh port from the kernel every start: a socket left by a crashed server
+  # is never reused, and neither is a port another process on a shared
+  # machine listens on (a fixed range once answered for someone else's server).
+  port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   url="http://127.0.0.1:$port"
+  if curl -s -o /dev/null "$url/"; then echo "port $port already answers; retrying" >&2; start_server "$1"; return 0; fi
   case $1 in
     aimind)
       rm -rf "$dir/data"
@@ -107,14 +112,23 @@ start_server() {
       ;;
     llama-server)
       # shellcheck disable=SC2086
-      "$LLAMA_SERVER" -m "$model" --reranking --host 127.0.0.1 --port $port -t "$threads" ${LLAMA_FLAGS:-} >"$dir/llama-server.log" 2>&1 &
+      "$LLAMA_SERVER" -m "$model" --reranking --host 127.0.0.1 --port $port -t "$threads" $llama_flags >"$dir/llama-server.log" 2>&1 &
       ;;
   esac
   pid=$!
   for _ in $(seq 1 1200); do
     # aimind: /ready is 200 once a model runs; llama-server: /health is 200 once loaded.
-    if [ "$1" = aimind ]; then curl -sf "$url/ready" >/dev/null 2>&1 && return 0
-    else curl -sf "$url/health" >/dev/null 2>&1 && return 0; fi
+    if [ "$1" = aimind ]; then curl -sf "$url/ready" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null && return 0
+    else curl -sf "$url/health" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null && return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null && [ "$1" = llama-server ] && [[ " $llama_flags " != *" --no-repack "* ]]; then
+      wait "$pid" 2>/dev/null || true
+      pid=
+      cp "$dir/llama-server.log" "$dir/llama-server-died.log"
+      echo "llama-server died while loading (see $dir/llama-server-died.log); running it with --no-repack from here on" >&2
+      llama_flags="$llama_flags --no-repack"
+      start_server llama-server
+      return 0
+    fi
     kill -0 "$pid" 2>/dev/null || { echo "$1 exited; see $dir/$1.log" >&2; exit 1; }
     sleep 0.2
   done
@@ -124,7 +138,7 @@ start_server() {
 
 # record KIND SERVER ROUND FRACTION JSON: one result line.
 record() {
-  echo "{\"kind\":\"$1\",\"server\":\"$2\",\"round\":$3,\"fraction\":$4,\"cpu\":\"$cpu_line\",\"result\":$5}" >>"$results"
+  echo "{\"kind\":\"$1\",\"server\":\"$2\",\"round\":$3,\"fraction\":$4,\"cpu\":\"$cpu_line\",\"llama_flags\":\"${llama_flags# }\",\"result\":$5}" >>"$results"
 }
 
 # 1. Closed-loop capacity at the shape.
@@ -217,7 +231,9 @@ def pct(xs, p):
 
 note = " — NOISY TRIAL FIGURES (shared machine, short cells), not results" if "trial" in label else ""
 print(f"# Open-loop benchmark{note}\n")
-print(f"CPU: {cpu}. Request: 20 documents x 120 words. Open-loop cells of {duration}, {rounds} round(s).\n")
+lf = sorted({r.get("llama_flags", "") for r in rows if r["server"] == "llama-server"})
+print(f"CPU: {cpu}. Request: 20 documents x 120 words. Open-loop cells of {duration}, {rounds} round(s)." +
+      (f" llama-server extra flags: {', '.join(repr(x) for x in lf)}." if lf else "") + "\n")
 
 cap = {r["server"]: r["result"] for r in rows if r["kind"] == "capacity"}
 ort = {}
