@@ -23,6 +23,7 @@ func BenchmarkRerank20x135(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	b.Logf("kernel: %s", m.Kernel())
 	docs := make([]string, 20)
 	for i := range docs {
 		docs[i] = synth.Text(uint64(i+1), 120)
@@ -48,10 +49,15 @@ func BenchmarkRerank20x135(b *testing.B) {
 }
 
 // benchOptions: flash attention unless $AIMIND_BENCH_FLASH=0, the encoder
-// call budget from $AIMIND_BENCH_BATCH (0: the default).
+// call budget from $AIMIND_BENCH_BATCH (0: the default), the AMX kernels
+// from $AIMIND_BENCH_AMX (engine.Options.AMXKernels: bf16, int8, off), the
+// int8 scale group from $AIMIND_BENCH_INT8_GROUP, ggml's stock kernels with
+// $AIMIND_BENCH_NO_EXTRA=1.
 func benchOptions() engine.Options {
 	batch, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_BATCH"))
-	return engine.Options{FlashAttn: os.Getenv("AIMIND_BENCH_FLASH") != "0", BatchTokens: batch}
+	group, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_INT8_GROUP"))
+	return engine.Options{FlashAttn: os.Getenv("AIMIND_BENCH_FLASH") != "0", BatchTokens: batch,
+		AMXKernels: os.Getenv("AIMIND_BENCH_AMX"), Int8Group: group, NoExtraBuffers: os.Getenv("AIMIND_BENCH_NO_EXTRA") == "1"}
 }
 
 // BenchmarkSeedRequest is the fixed cost of one small request (3 documents
