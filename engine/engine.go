@@ -89,7 +89,7 @@ type Options struct {
 	// GEMM (activations quantized per row and Int8Group at run time; its
 	// error is above the 1.5x-of-Q8_0 bar on some shapes, docs/benchmarks.md),
 	// "off" ggml's kernels. A CPU without AMX keeps ggml's kernels whatever
-	// it says. Int8Group 0 means DefaultInt8Group.
+	// it says. Int8Group 0 means DefaultInt8Group, a negative one whole rows.
 	AMXKernels string
 	Int8Group  int
 	// GPULayers is how many layers a GPU build offloads: -1 (the default
@@ -201,8 +201,11 @@ func Open(path string, o Options) (*Model, error) {
 		gpuLayers = 1 << 16 // llama.cpp caps it at the model's layers
 	}
 	group := o.Int8Group
-	if group == 0 {
+	switch {
+	case group == 0:
 		group = DefaultInt8Group
+	case group < 0:
+		group = 0 // whole rows
 	}
 	amx := llama.AMXBF16
 	switch o.AMXKernels {
