@@ -282,6 +282,17 @@ func UsesBF16(f *modelfile.Facts, o Options) bool {
 	return o.FlashAttn
 }
 
+// UsesAMXBF16 says whether a model's Q8_0 weights go to aimind's AMX-BF16
+// kernels on this CPU, about twice their size in the file (the memory
+// estimate asks).
+func UsesAMXBF16(f *modelfile.Facts, o Options) bool {
+	switch o.AMXKernels {
+	case "", "auto", "bf16":
+		return f.FileType == "Q8_0" && !o.NoExtraBuffers && llama.CPU().AimindAMXBF16
+	}
+	return false
+}
+
 // kernelPath names the matrix kernels a model's weights run through.
 func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llama.CPUFeatures, mode llama.AMXKernels, int8Group int) string {
 	amx, ours := 0.0, 0.0

@@ -550,7 +550,7 @@ func Estimate(f *modelfile.Facts, o engine.Options) int64 {
 	e, ff, h := int64(f.Embedding), int64(f.FeedForward), int64(f.Heads)
 	work := tokens*(8*e+2*ff)*4 + h*tokens*tokens*4
 	weights := f.SizeBytes
-	if f.FileType == "Q8_0" && engine.UsesBF16(f, o) { // 34 bytes a block of 32 become 64
+	if f.FileType == "Q8_0" && (engine.UsesBF16(f, o) || engine.UsesAMXBF16(f, o)) { // 34 bytes a block of 32 become 64
 		weights = weights / 34 * 64
 	}
 	return weights + work + 32<<20
