@@ -125,7 +125,7 @@ build_llama() {
   key=$( {
     echo "$OLLAMA_SUM"; echo "$options"; printf %s "$host"; (c++ --version 2>/dev/null || g++ --version) | head -1
     cat third_party/CMakeLists.txt
-    for p in third_party/patches/*.patch; do if [ -e "$p" ]; then echo "$p"; cat "$p"; fi; done
+    for p in third_party/patches/*.patch third_party/kernels/*; do if [ -e "$p" ]; then echo "$p"; cat "$p"; fi; done
   } | sha256sum | cut -c1-16)
 
   local cache="${AIMIND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aimind}"
@@ -207,6 +207,7 @@ case "${1:-build}" in
     tar -C "$src" -cJf "$out/llama-src.tar.xz" src
     rm -rf "$src"
     cp third_party/CMakeLists.txt "$out/"
+    cp -r third_party/kernels "$out/"
     cp deploy/gpu/main.c deploy/gpu/run.sh "$out/"
     xz -T0 -6 "$out/libaimind.a"
     du -sh "$out"

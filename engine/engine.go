@@ -112,6 +112,15 @@ type Options struct {
 	// NoExtraBuffers keeps weights out of ggml's repacked buffer types (the
 	// AMX tiles): the stock CPU kernels run them.
 	NoExtraBuffers bool
+	// AMXKernels chooses the matrix kernels of Q8_0 weights on CPUs with
+	// AMX: "auto" (the default, also "") and "bf16" run aimind's AMX-BF16
+	// GEMM (weights rounded to BF16 once at load), "int8" aimind's int8
+	// GEMM (activations quantized per row and Int8Group at run time; its
+	// error is above the 1.5x-of-Q8_0 bar on some shapes, docs/benchmarks.md),
+	// "off" ggml's kernels. A CPU without AMX keeps ggml's kernels whatever
+	// it says. Int8Group 0 means DefaultInt8Group, a negative one whole rows.
+	AMXKernels string
+	Int8Group  int
 	// GPULayers is how many layers a GPU build offloads: -1 (the default
 	// through serve) all of them, 0 none. A CPU-only build ignores it.
 	GPULayers int
@@ -121,6 +130,14 @@ type Options struct {
 	// OnBatch, when set, is told about every encoder call.
 	OnBatch func(pairs, tokens int, d time.Duration)
 }
+
+// DefaultInt8Group is the K-group of the int8 kernels' scales (activations
+// per row and group at run time, weights per output row and group at load).
+const DefaultInt8Group = 64
+
+// amxScaleFault, set by tests only (export_test.go), corrupts the weights of
+// aimind's AMX kernels at load: the error tests must catch it.
+var amxScaleFault float32
 
 // DefaultMaxQueueTokens is about a minute of work for a base-size model on
 // two CPU cores.
@@ -180,7 +197,22 @@ func Open(path string, o Options) (*Model, error) {
 	if gpuLayers < 0 {
 		gpuLayers = 1 << 16 // llama.cpp caps it at the model's layers
 	}
-	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers, GPULayers: gpuLayers, Device: o.Device})
+	group := o.Int8Group
+	switch {
+	case group == 0:
+		group = DefaultInt8Group
+	case group < 0:
+		group = 0 // whole rows
+	}
+	amx := llama.AMXBF16
+	switch o.AMXKernels {
+	case "int8":
+		amx = llama.AMXInt8
+	case "off":
+		amx = llama.AMXGGML
+	}
+	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers, GPULayers: gpuLayers, Device: o.Device,
+		AMX: amx, Int8Group: group, ScaleFault: amxScaleFault})
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +221,7 @@ func Open(path string, o Options) (*Model, error) {
 		llm.Close()
 		return nil, fmt.Errorf("cannot load model %q: %w", path, err)
 	}
-	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU())
+	m.kernel = kernelPath(facts.FileType, bf16, llm.Buffers, llama.CPU(), amx, group)
 	return m, nil
 }
 
@@ -215,13 +247,45 @@ func bf16Copy(path string, digest [32]byte, facts *modelfile.Facts, o Options) (
 	return dst, nil
 }
 
+// UsesAMXBF16 says whether a model's Q8_0 weights go to aimind's AMX-BF16
+// kernels on this CPU, about twice their size in the file (engine.Plan
+// counts them).
+func UsesAMXBF16(f *modelfile.Facts, o Options) bool {
+	return usesAMXBF16(f.FileType, o, llama.CPU())
+}
+
+func usesAMXBF16(fileType string, o Options, cpu llama.CPUFeatures) bool {
+	switch o.AMXKernels {
+	case "", "auto", "bf16":
+		return fileType == "Q8_0" && !o.NoExtraBuffers && cpu.AimindAMXBF16
+	}
+	return false
+}
+
 // kernelPath names the matrix kernels a model's weights run through.
-func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llama.CPUFeatures) string {
-	amx := 0.0
+func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llama.CPUFeatures, mode llama.AMXKernels, int8Group int) string {
+	amx, ours := 0.0, 0.0
 	for name, mib := range buffers {
-		if strings.Contains(name, "AMX") { // ggml names its buffer type "AMX"
+		switch {
+		case name == int8Buffer:
+			ours += mib
+		case strings.Contains(name, "AMX"): // ggml names its buffer type "AMX"
 			amx += mib
 		}
+	}
+	if ours > 0 {
+		s := fmt.Sprintf("AMX BF16, aimind kernels (%s weights rounded to BF16 at load; %.0f MiB of weights", fileType, ours)
+		if mode == llama.AMXInt8 {
+			scales := "scales per row"
+			if int8Group > 0 {
+				scales = fmt.Sprintf("scales per group of up to %d", int8Group)
+			}
+			s = fmt.Sprintf("AMX int8, aimind kernels (%s; %s; %.0f MiB of weights", fileType, scales, ours)
+		}
+		if amx > 0 {
+			s += fmt.Sprintf(", %.0f MiB in ggml's AMX tiles", amx)
+		}
+		return s + ")"
 	}
 	if amx > 0 {
 		return fmt.Sprintf("AMX int8 (%s; %.0f MiB of weights in AMX tiles)", fileType, amx)
@@ -255,6 +319,10 @@ func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llam
 	return fileType + " AVX2 int8"
 }
 
+// int8Buffer is the buffer type of aimind's AMX kernels
+// (third_party/kernels/i8gemm-ggml.cpp).
+const int8Buffer = "AIMIND_AMX"
+
 // Kernel names the matrix kernels the model runs through (for logs,
 // /v1/models and /metrics).
 func (m *Model) Kernel() string { return m.kernel }
@@ -267,7 +335,7 @@ func (m *Model) Device() string { return m.device }
 func devicePlace(buffers map[string]float64) string {
 	var gpu []string
 	for _, name := range slices.Sorted(maps.Keys(buffers)) {
-		if strings.HasPrefix(name, "CPU") || name == "AMX" {
+		if strings.HasPrefix(name, "CPU") || name == "AMX" || name == int8Buffer {
 			continue
 		}
 		gpu = append(gpu, fmt.Sprintf("%s: %.0f MiB of weights", name, buffers[name]))

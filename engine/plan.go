@@ -55,7 +55,9 @@ const fixedOverhead = 32 << 20
 func NewPlan(s Shape, o Options, cpu llama.CPUFeatures) Plan {
 	p := Plan{Options: o, Shape: s, BF16: usesBF16(s.FileType, o, cpu)}
 	p.Weights = s.SizeBytes
-	if p.BF16 && s.FileType == "Q8_0" {
+	// A Q8_0 file computed as BF16 (a BF16 copy, or aimind's AMX-BF16
+	// kernels rounding the weights at load): 34 bytes a block of 32 become 64.
+	if s.FileType == "Q8_0" && (p.BF16 || usesAMXBF16(s.FileType, o, cpu)) {
 		p.Weights = s.SizeBytes / 34 * 64
 	}
 	tokens := int64(max(o.BatchTokens, o.Ctx, DefaultBatchTokens, DefaultCtx))

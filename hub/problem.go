@@ -162,7 +162,7 @@ func where(err error) string {
 }
 
 var (
-	urlPattern    = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)([^/\s"'<>@]*@)?([^\s"'<>?#]*)(\?[^\s"'<>#]*)?(#[^\s"'<>]*)?`)
+	urlPattern = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)([^/\s"'<>@]*@)?([^\s"'<>?#]*)(\?[^\s"'<>#]*)?(#[^\s"'<>]*)?`)
 	// Hugging Face tokens are "hf_" in lower case and mixed-case letters:
 	// matched case-sensitively, so that HF_ENDPOINT in a hint stays.
 	secretPattern = regexp.MustCompile(`(?i)(bearer\s+)\S+|(?-i:\bhf_[A-Za-z0-9]{8,})|\baimind_[0-9a-z]+_[0-9a-f]{16,}|(token|key|signature|password|secret)=[^\s&"']+`)

@@ -19,6 +19,12 @@ void aimind_allocator_init(void);
 // or NULL/"" for llama.cpp's choice.
 struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32_t n_gpu_layers, bool extra_bufts, const char * device,
                                        char * err, int32_t err_len);
+
+// aimind's AMX kernels (third_party/kernels/i8gemm-ggml.cpp, compiled into
+// ggml-cpu): whether a mode (1 BF16, 2 int8) can run here, and what the next
+// load does with Q8_0 weights (mode, int8 scale group, a test-only fault).
+int  ggml_aimind_i8_available(int mode);
+void ggml_aimind_i8_configure(int mode, int group, float scale_fault);
 // aimind_device_count and aimind_device describe ggml's backend devices:
 // name and description copied into the buffers, the type returned
 // (0 CPU, 1 GPU, 2 integrated GPU, 3 accelerator; -1 for no such index).

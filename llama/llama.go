@@ -54,6 +54,10 @@ var (
 // for and found on this CPU (GGML_NATIVE builds for the build machine).
 type CPUFeatures struct {
 	AVX2, AVX512, AVX512VNNI, AVX512BF16, AVXVNNI, AMXInt8 bool
+	// AimindAMXBF16, AimindAMXInt8: aimind's own AMX GEMMs
+	// (third_party/kernels) are in this build and the CPU and the OS kernel
+	// allow AMX tiles.
+	AimindAMXBF16, AimindAMXInt8 bool
 }
 
 // CPU reports ggml's CPU features.
@@ -66,6 +70,9 @@ func CPU() CPUFeatures {
 		AVX512BF16: C.ggml_cpu_has_avx512_bf16() != 0,
 		AVXVNNI:    C.ggml_cpu_has_avx_vnni() != 0,
 		AMXInt8:    C.ggml_cpu_has_amx_int8() != 0,
+
+		AimindAMXBF16: C.ggml_aimind_i8_available(C.int(AMXBF16)) != 0,
+		AimindAMXInt8: C.ggml_aimind_i8_available(C.int(AMXInt8)) != 0,
 	}
 }
 

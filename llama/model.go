@@ -57,7 +57,28 @@ type ModelParams struct {
 	// NoExtraBuffers keeps weights out of ggml's repacking buffer types
 	// (AMX tiles and the like): the plain CPU kernels run them.
 	NoExtraBuffers bool
+	// AMX puts Q8_0 weights into aimind's own AMX kernels
+	// (third_party/kernels) where the CPU has them (CPU().AimindAMXBF16,
+	// AimindAMXInt8); the zero value leaves them to ggml. Ignored with
+	// NoExtraBuffers.
+	AMX AMXKernels
+	// Int8Group is the K-group of the int8 kernels' scales, activations per
+	// row and group, weights per row and group (0: a whole row).
+	Int8Group int
+	// ScaleFault, for tests only, multiplies every 16th weight row (its
+	// int8 scales, its BF16 values) by itself when nonzero: a deliberately
+	// wrong kernel.
+	ScaleFault float32
 }
+
+// AMXKernels chooses aimind's AMX GEMM for Q8_0 weights.
+type AMXKernels int
+
+const (
+	AMXGGML AMXKernels = iota // ggml's kernels (its AMX buffer where it applies)
+	AMXBF16                   // weights rounded to BF16 at load, activations at run time
+	AMXInt8                   // int8 weights and activations, per-group scales
+)
 
 // Device is one of ggml's backend devices in this build.
 type Device struct {
@@ -136,7 +157,9 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	logMu.Lock()
 	capture = &lines
 	logMu.Unlock()
+	C.ggml_aimind_i8_configure(C.int(p.AMX), C.int(p.Int8Group), C.float(p.ScaleFault))
 	c := C.aimind_model_load(cpath, C.bool(p.VocabOnly), C.int32_t(p.GPULayers), C.bool(!p.NoExtraBuffers), cdev, why.ptr(), why.size())
+	C.ggml_aimind_i8_configure(0, 0, 0)
 	logMu.Lock()
 	capture = nil
 	logMu.Unlock()

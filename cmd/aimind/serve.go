@@ -79,6 +79,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "flash-attn", Value: true, Usage: "flash attention (faster on CPU; K and V in F16)", Destination: &cfg.Engine.FlashAttn},
 			&cli.StringFlag{Name: "f16-as-bf16", Value: "auto", Usage: "compute F16 files as BF16 where the CPU has AVX512-BF16: auto (with flash attention), on, off; the copy goes to <data-dir>/derived", Destination: &cfg.Engine.F16AsBF16},
 			&cli.StringFlag{Name: "q8-as-bf16", Value: "auto", Usage: "compute Q8_0 files as BF16 where the CPU has AVX512-BF16 and no AMX (faster there, twice the weights' memory): auto (with flash attention, when the memory is free), on, off", Destination: &cfg.Engine.Q8AsBF16},
+			&cli.StringFlag{Name: "amx-kernels", Value: "auto", Usage: "matrix kernels of Q8_0 files on CPUs with AMX: auto or bf16 (aimind's AMX-BF16 GEMM), int8 (aimind's int8 GEMM, less exact), off (ggml's)", Destination: &cfg.Engine.AMXKernels},
 			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "score known answers when a model loads and flag it suspect when they look wrong (a warning, it is served all the same): on or off", Destination: &cfg.SelfCheck},
 			&cli.Int64Flag{Name: "cache-bytes", Value: engine.DefaultCacheBytes, Usage: "bytes of remembered pair scores shared by all models (0: no cache)", Destination: &cfg.CacheBytes},
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
@@ -145,6 +146,11 @@ func (c *serveConfig) validate() error {
 		default:
 			return fmt.Errorf("--%s %q: want auto, on or off", flag, v)
 		}
+	}
+	switch c.Engine.AMXKernels {
+	case "auto", "bf16", "int8", "off":
+	default:
+		return fmt.Errorf("--amx-kernels %q: want auto, bf16, int8 or off", c.Engine.AMXKernels)
 	}
 	switch c.SelfCheck {
 	case "on", "off":
