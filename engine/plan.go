@@ -17,12 +17,15 @@ type Shape struct {
 	// tokens: Layers x KVHeads x HeadDim each.
 	Decoder                  bool
 	Layers, KVHeads, HeadDim int
+	// VocabSize: token_embd's rows, which stay in the file's type (read by
+	// row, never multiplied by aimind's AMX kernels).
+	VocabSize int
 }
 
 // ShapeOf is the shape a checked file declares.
 func ShapeOf(f *modelfile.Facts) Shape {
 	return Shape{FileType: f.FileType, SizeBytes: f.SizeBytes, Embedding: f.Embedding, FeedForward: f.FeedForward, Heads: f.Heads,
-		Decoder: f.Decoder, Layers: f.Layers, KVHeads: f.KVHeads, HeadDim: f.HeadDim}
+		Decoder: f.Decoder, Layers: f.Layers, KVHeads: f.KVHeads, HeadDim: f.HeadDim, VocabSize: f.VocabSize}
 }
 
 // Plan is the one place where a model's kernel path and its memory are
@@ -57,8 +60,14 @@ func NewPlan(s Shape, o Options, cpu llama.CPUFeatures) Plan {
 	p.Weights = s.SizeBytes
 	// A Q8_0 file computed as BF16 (a BF16 copy, or aimind's AMX-BF16
 	// kernels rounding the weights at load): 34 bytes a block of 32 become 64.
-	if s.FileType == "Q8_0" && (p.BF16 || usesAMXBF16(s.FileType, o, cpu)) {
+	switch {
+	case s.FileType == "Q8_0" && p.BF16:
 		p.Weights = s.SizeBytes / 34 * 64
+	case s.FileType == "Q8_0" && usesAMXBF16(s.FileType, o, cpu):
+		// The matrices the kernels multiply become BF16 at load; the token
+		// embeddings stay Q8_0 (unknown before a download: all counted).
+		emb := min(int64(s.VocabSize)*int64(s.Embedding)/32*34, s.SizeBytes)
+		p.Weights = emb + (s.SizeBytes-emb)/34*64
 	}
 	tokens := int64(max(o.BatchTokens, o.Ctx, DefaultBatchTokens, DefaultCtx))
 	if s.Embedding > 0 {
