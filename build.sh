@@ -25,7 +25,7 @@ BUILD_DEBS=(cmake:cmake ninja:ninja-build c++:g++ patch:patch)
 # systemd-analyze: the unit file check; xz: the GPU bundle's dry run.
 # internal/testdeps checks that this list covers every program and Python
 # module the tests use, and that each entry is needed.
-TEST_DEBS=(chromium:chromium nginx:nginx /usr/lib/python3/dist-packages/sentencepiece/__init__.py:python3-sentencepiece /usr/lib/python3/dist-packages/google/protobuf/__init__.py:python3-protobuf systemd-analyze:systemd xz:xz-utils)
+TEST_DEBS=(chromium:chromium nginx:nginx /usr/lib/python3/dist-packages/sentencepiece/__init__.py:python3-sentencepiece /usr/lib/python3/dist-packages/google/protobuf/__init__.py:python3-protobuf systemd-analyze:systemd xz:xz-utils node:nodejs curl:curl)
 
 # install_debs installs the packages whose command is missing: as root, or
 # through passwordless sudo; otherwise it prints the one command to run and

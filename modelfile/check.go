@@ -121,6 +121,18 @@ func (m meta) num(key string) (uint64, bool, error) {
 	return uint64(f), true, nil
 }
 
+// need reads arch.key, which must be present, positive and at most max.
+func (m meta) need(arch, key string, max uint64) (int, error) {
+	v, ok, err := m.num(arch + "." + key)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || v == 0 || v > max {
+		return 0, fmt.Errorf("%w: %s.%s is missing or out of range (%d)", ErrDamaged, arch, key, v)
+	}
+	return int(v), nil
+}
+
 func (m meta) arrayLen(key string) (int, bool) {
 	v, ok := m.kvs.Get(key)
 	if !ok || v.ValueType != gguf.GGUFMetadataValueTypeArray {
@@ -200,36 +212,26 @@ func checkEncoder(f *gguf.GGUFFile, m meta, arch string) error {
 	if !ok || pooling != 4 {
 		return fmt.Errorf("%w: %s.pooling_type is %d, want 4 (rank); this looks like an embedding model", ErrNotReranker, arch, pooling)
 	}
-	need := func(key string, max uint64) (int, error) {
-		v, ok, err := m.num(arch + "." + key)
-		if err != nil {
-			return 0, err
-		}
-		if !ok || v == 0 || v > max {
-			return 0, fmt.Errorf("%w: %s.%s is missing or out of range (%d)", ErrDamaged, arch, key, v)
-		}
-		return int(v), nil
-	}
-	ctxLen, err := need("context_length", maxContext)
+	ctxLen, err := m.need(arch, "context_length", maxContext)
 	if err != nil {
 		return err
 	}
-	embd, err := need("embedding_length", maxEmbedding)
+	embd, err := m.need(arch, "embedding_length", maxEmbedding)
 	if err != nil {
 		return err
 	}
-	layers, err := need("block_count", maxLayers)
+	layers, err := m.need(arch, "block_count", maxLayers)
 	if err != nil {
 		return err
 	}
-	heads, err := need("attention.head_count", uint64(embd))
+	heads, err := m.need(arch, "attention.head_count", uint64(embd))
 	if err != nil {
 		return err
 	}
 	if embd%heads != 0 {
 		return fmt.Errorf("%w: embedding length %d is not a multiple of %d heads", ErrDamaged, embd, heads)
 	}
-	if _, err := need("feed_forward_length", 1<<20); err != nil {
+	if _, err := m.need(arch, "feed_forward_length", 1<<20); err != nil {
 		return err
 	}
 	if err := checkHparams(m, arch, embd, heads); err != nil {

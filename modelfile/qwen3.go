@@ -22,32 +22,22 @@ func checkQwen3(f *gguf.GGUFFile, m meta) error {
 	if !ok || pooling != 4 {
 		return fmt.Errorf("%w: qwen3.pooling_type is %d, want 4 (rank): this is a Qwen3 language or embedding model, not Qwen3-Reranker", ErrNotReranker, pooling)
 	}
-	need := func(key string, max uint64) (int, error) {
-		v, ok, err := m.num(arch + "." + key)
-		if err != nil {
-			return 0, err
-		}
-		if !ok || v == 0 || v > max {
-			return 0, fmt.Errorf("%w: %s.%s is missing or out of range (%d)", ErrDamaged, arch, key, v)
-		}
-		return int(v), nil
-	}
-	if _, err := need("context_length", maxContext); err != nil {
+	if _, err := m.need(arch, "context_length", maxContext); err != nil {
 		return err
 	}
-	embd, err := need("embedding_length", maxEmbedding)
+	embd, err := m.need(arch, "embedding_length", maxEmbedding)
 	if err != nil {
 		return err
 	}
-	layers, err := need("block_count", maxLayers)
+	layers, err := m.need(arch, "block_count", maxLayers)
 	if err != nil {
 		return err
 	}
-	heads, err := need("attention.head_count", maxEmbedding)
+	heads, err := m.need(arch, "attention.head_count", maxEmbedding)
 	if err != nil {
 		return err
 	}
-	ff, err := need("feed_forward_length", 1<<20)
+	ff, err := m.need(arch, "feed_forward_length", 1<<20)
 	if err != nil {
 		return err
 	}

@@ -237,12 +237,12 @@ func TestWebUIFirstHour(t *testing.T) {
 		var k struct{ Key string }
 		_, kb := pageFetch(t, ctx, "POST", "/api/keys", `{"name":"code"}`)
 		json.Unmarshal([]byte(kb), &k)
-		run := func(name string, args ...string) {
-			if _, err := exec.LookPath(args[0]); err != nil {
-				t.Logf("%s: no %s here, not run", name, args[0])
+		run := func(name string, cmd *exec.Cmd) {
+			if cmd.Err != nil { // the program is not installed here
+				t.Logf("%s: %v, not run", name, cmd.Err)
 				return
 			}
-			o, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+			o, err := cmd.CombinedOutput()
 			if err != nil {
 				if name == "python" && strings.Contains(string(o), "No module named 'requests'") {
 					t.Logf("python: no requests module here, not run")
@@ -268,8 +268,8 @@ func TestWebUIFirstHour(t *testing.T) {
 		py, js := filepath.Join(dir, "rerank.py"), filepath.Join(dir, "rerank.mjs")
 		os.WriteFile(py, []byte(strings.ReplaceAll(code["python"], "YOUR_API_KEY", k.Key)), 0o600)
 		os.WriteFile(js, []byte(strings.ReplaceAll(code["node"], "YOUR_API_KEY", k.Key)), 0o600)
-		run("python", "python3", py)
-		run("node", "node", js)
+		run("python", exec.Command("python3", py))
+		run("node", exec.Command("node", js))
 		curl := strings.ReplaceAll(strings.ReplaceAll(code["curl"], "YOUR_API_KEY", k.Key), "\\\n", " ")
 		if _, err := exec.LookPath("curl"); err == nil {
 			o, err := exec.Command("sh", "-c", curl).Output()

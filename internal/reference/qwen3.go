@@ -68,20 +68,14 @@ func LoadQwen3(path string) (*Qwen3, error) {
 		return nil, fmt.Errorf("reference: %s is not a Qwen3 model this reference reads", path)
 	}
 	var firstErr error
+	read := tensorReader(f, raw)
 	get := func(name string) []float64 {
 		if firstErr != nil {
 			return nil
 		}
-		ti, ok := f.TensorInfos.Get(name)
-		if !ok {
-			firstErr = fmt.Errorf("reference: tensor %s missing", name)
-			return nil
-		}
-		n := ti.Elements()
-		start := uint64(f.TensorDataStartOffset) + ti.Offset
-		out, err := decode(raw, start, n, ti.Type)
+		out, err := read(name)
 		if err != nil {
-			firstErr = fmt.Errorf("reference: tensor %s: %w", name, err)
+			firstErr = err
 		}
 		return out
 	}
@@ -225,6 +219,22 @@ func (m *Qwen3) Logits(ids []int32) (yes, no float64, err error) {
 func (m *Qwen3) Score(ids []int32) (float64, error) {
 	yes, no, err := m.Logits(ids)
 	return yes - no, err
+}
+
+// tensorReader returns a reader of f's tensors (F32, F16 or Q8_0) from the
+// file's bytes raw, as float64.
+func tensorReader(f *gguf.GGUFFile, raw []byte) func(name string) ([]float64, error) {
+	return func(name string) ([]float64, error) {
+		ti, ok := f.TensorInfos.Get(name)
+		if !ok {
+			return nil, fmt.Errorf("reference: tensor %s missing", name)
+		}
+		out, err := decode(raw, uint64(f.TensorDataStartOffset)+ti.Offset, ti.Elements(), ti.Type)
+		if err != nil {
+			return nil, fmt.Errorf("reference: tensor %s: %w", name, err)
+		}
+		return out, nil
+	}
 }
 
 // decode reads n values of a tensor stored as F32, F16 or Q8_0 (blocks of

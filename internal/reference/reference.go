@@ -2,11 +2,11 @@
 // cross-encoder reranker, written from the model definition (post-LN BERT
 // encoder, tanh GELU, classification head on the first token) rather than
 // from llama.cpp. Tests score token ids with it and compare aimind's scores.
-// It reads F32 GGUFs only and is slow on purpose: clarity over speed.
+// It reads F32 GGUFs (F16 and Q8_0 weights too, dequantized) and is slow on
+// purpose: clarity over speed.
 package reference
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -57,25 +57,7 @@ func Load(path string) (*Model, error) {
 	if v, ok := f.Header.MetadataKV.Get(arch + ".attention.layer_norm_epsilon"); ok {
 		m.Eps = float64(v.ValueFloat32())
 	}
-	get := func(name string) ([]float64, error) {
-		ti, ok := f.TensorInfos.Get(name)
-		if !ok {
-			return nil, fmt.Errorf("reference: tensor %s missing", name)
-		}
-		if ti.Type != gguf.GGMLTypeF32 {
-			return nil, fmt.Errorf("reference: tensor %s is %s, want F32", name, ti.Type)
-		}
-		n := ti.Elements()
-		start := uint64(f.TensorDataStartOffset) + ti.Offset
-		if start+4*n > uint64(len(raw)) {
-			return nil, fmt.Errorf("reference: tensor %s outside the file", name)
-		}
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[start+4*uint64(i):])))
-		}
-		return out, nil
-	}
+	get := tensorReader(f, raw)
 	must := func(name string) []float64 {
 		if err != nil {
 			return nil

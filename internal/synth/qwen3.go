@@ -5,8 +5,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 )
 
@@ -242,26 +240,5 @@ func WriteQwen3(path string, s Qwen3Spec) error {
 		tensor{"output_norm.weight", []uint64{E}, around1(E)},
 		tensor{"cls.output.weight", []uint64{E, 2}, head},
 	)
-	if s.Edit != nil {
-		for _, t := range ts {
-			s.Edit(t.Name, t.Data)
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := writeGGUF(f, meta, ts, writeOptions{f16: s.F16}); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFile(path, meta, ts, writeOptions{f16: s.F16}, s.Edit)
 }

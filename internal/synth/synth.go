@@ -226,9 +226,15 @@ func Write(path string, s Spec) error {
 		)
 	}
 
-	if s.Edit != nil {
+	return writeFile(path, meta, ts, writeOptions{f16: s.F16, halfTokenTypes: s.HalfTokenTypes}, s.Edit)
+}
+
+// writeFile lets edit change each tensor, then writes the GGUF to a
+// temporary file renamed to path once complete.
+func writeFile(path string, meta []kv, ts []tensor, opts writeOptions, edit func(name string, data []float32)) error {
+	if edit != nil {
 		for _, t := range ts {
-			s.Edit(t.Name, t.Data)
+			edit(t.Name, t.Data)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -239,7 +245,6 @@ func Write(path string, s Spec) error {
 	if err != nil {
 		return err
 	}
-	opts := writeOptions{f16: s.F16, halfTokenTypes: s.HalfTokenTypes}
 	if err := writeGGUF(f, meta, ts, opts); err != nil {
 		f.Close()
 		os.Remove(tmp)
