@@ -60,7 +60,7 @@ exit 0
 	if err := os.WriteFile(filepath.Join(m.bin, "apt-get"), []byte(stub), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The part of the repository build.sh reads: the recipe and patches,
+	// The part of the repository build.sh reads: the recipe, patches and kernels,
 	// go.mod for the module download; llama/ receives the build key.
 	for _, f := range []string{"build.sh", "go.mod", "go.sum", "third_party/CMakeLists.txt"} {
 		copyFile(t, filepath.Join("..", f), filepath.Join(m.repo, f))
@@ -68,6 +68,11 @@ exit 0
 	patches, _ := filepath.Glob("../third_party/patches/*.patch")
 	for _, p := range patches {
 		copyFile(t, p, filepath.Join(m.repo, "third_party/patches", filepath.Base(p)))
+	}
+	// aimind's own kernels, compiled into ggml-cpu (part of the build key).
+	kernels, _ := filepath.Glob("../third_party/kernels/*")
+	for _, k := range kernels {
+		copyFile(t, k, filepath.Join(m.repo, "third_party/kernels", filepath.Base(k)))
 	}
 	if err := os.MkdirAll(filepath.Join(m.repo, "llama"), 0o755); err != nil {
 		t.Fatal(err)
