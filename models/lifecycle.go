@@ -220,6 +220,12 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 		model.Close()
 		return
 	}
+	// Logged before the record says running: whoever waits for the state
+	// (WaitFor wakes at once on the change) then finds the line in the
+	// model's log.
+	m.log.Info("model running", "model", rec.Name, "path", path, "architecture", facts.Architecture,
+		"file_type", facts.FileType, "kernel", model.Kernel(), "device", model.Device(), "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
+		"memory_estimate_mib", est>>20, "load_seconds", time.Since(start).Seconds())
 	m.mu.Lock()
 	e.model, e.reserved = model, 0 // counted through the model from now on
 	e.rec.Status, e.rec.Error, e.rec.Progress, e.rec.Problem = StateRunning, "", nil, nil
@@ -228,9 +234,6 @@ func (m *Manager) bringUp(ctx context.Context, e *entry) {
 	e.rec.Updated = time.Now().UTC()
 	m.persist(e)
 	m.mu.Unlock()
-	m.log.Info("model running", "model", rec.Name, "path", path, "architecture", facts.Architecture,
-		"file_type", facts.FileType, "kernel", model.Kernel(), "device", model.Device(), "layout", model.Layout().Kind, "max_pair_tokens", model.MaxPairTokens(),
-		"memory_estimate_mib", est>>20, "load_seconds", time.Since(start).Seconds())
 }
 
 // selfCheck scores the known-answer suite with a model just loaded. A
