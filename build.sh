@@ -130,6 +130,27 @@ build_llama() {
 
   local cache="${AIMIND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aimind}"
   local out="$cache/llama-$key"
+  if [ ! -f "$out/lib/libllama.a" ] && [ -n "${AIMIND_LLAMA_DEV_DIR:-}" ]; then
+    # Developers: one kept CMake build (AIMIND_LLAMA_DEV_DIR) that a change
+    # to our kernels recompiles file by file instead of from scratch. The
+    # source is copied again when the pin, the options or a patch change.
+    local dev=$AIMIND_LLAMA_DEV_DIR srckey
+    mkdir -p "$cache"
+    srckey=$( { echo "$OLLAMA_SUM"; echo "$options"; cat third_party/CMakeLists.txt third_party/patches/*.patch 2>/dev/null; } | sha256sum | cut -c1-16)
+    if [ "$(cat "$dev/srckey" 2>/dev/null)" != "$srckey" ]; then
+      rm -rf "$dev" && mkdir -p "$dev"
+      llama_source "$dev"
+      local gen=()
+      command -v ninja >/dev/null && gen=(-G Ninja)
+      # shellcheck disable=SC2086
+      cmake -S third_party -B "$dev/build" "${gen[@]}" -DLLAMA_SRC="$dev/src" $options >"$dev/cmake.log" 2>&1 \
+        || { cat "$dev/cmake.log" >&2; die "cmake configure failed"; }
+      echo "$srckey" > "$dev/srckey"
+    fi
+    echo "build.sh: compiling llama.cpp incrementally in $dev (key $key)"
+    cmake --build "$dev/build" --parallel "$(nproc 2>/dev/null || echo 2)" || die "llama.cpp compile failed"
+    rm -rf "$out.tmp" && cmake --install "$dev/build" --prefix "$out.tmp" >/dev/null && rm -rf "$out" && mv "$out.tmp" "$out"
+  fi
   if [ ! -f "$out/lib/libllama.a" ]; then
     echo "build.sh: compiling llama.cpp ($OLLAMA_VERSION, key $key); this takes a few minutes once"
     local work

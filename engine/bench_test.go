@@ -67,7 +67,8 @@ func benchOptions() engine.Options {
 	batch, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_BATCH"))
 	group, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_INT8_GROUP"))
 	return engine.Options{FlashAttn: os.Getenv("AIMIND_BENCH_FLASH") != "0", BatchTokens: batch,
-		AMXKernels: os.Getenv("AIMIND_BENCH_AMX"), Int8Group: group, NoExtraBuffers: os.Getenv("AIMIND_BENCH_NO_EXTRA") == "1"}
+		AMXKernels: os.Getenv("AIMIND_BENCH_AMX"), Int8Group: group, NoExtraBuffers: os.Getenv("AIMIND_BENCH_NO_EXTRA") == "1",
+		VNNIKernels: os.Getenv("AIMIND_BENCH_VNNI"), DerivedDir: os.Getenv("AIMIND_BENCH_DERIVED"), Q8AsBF16: os.Getenv("AIMIND_BENCH_Q8_AS_BF16")}
 }
 
 // BenchmarkSeedRequest is the fixed cost of one small request (3 documents

@@ -121,6 +121,13 @@ type Options struct {
 	// it says. Int8Group 0 means DefaultInt8Group, a negative one whole rows.
 	AMXKernels string
 	Int8Group  int
+	// VNNIKernels chooses aimind's Q8_0 GEMM on CPUs with AVX512-VNNI and
+	// no AMX (third_party/kernels/q8vnni.cpp: the file's blocks kept
+	// exactly, ggml's Q8_0 arithmetic in a faster tiling): "auto" (the
+	// default, also "") and "on" run it for a Q8_0 file the CPU computes on
+	// its own kernels (not as a BF16 copy, Q8AsBF16), "off" leaves the file
+	// to ggml's kernels.
+	VNNIKernels string
 	// GPULayers is how many layers a GPU build offloads: -1 (the default
 	// through serve) all of them, 0 none. A CPU-only build ignores it.
 	GPULayers int
@@ -211,6 +218,9 @@ func Open(path string, o Options) (*Model, error) {
 	case "off":
 		amx = llama.AMXGGML
 	}
+	if usesQ8VNNI(facts.FileType, bf16, o, llama.CPU()) {
+		amx = llama.Q8VNNI
+	}
 	llm, err := llama.LoadModel(load, llama.ModelParams{NoExtraBuffers: o.NoExtraBuffers, GPULayers: gpuLayers, Device: o.Device,
 		AMX: amx, Int8Group: group, ScaleFault: amxScaleFault})
 	if err != nil {
@@ -254,6 +264,15 @@ func UsesAMXBF16(f *modelfile.Facts, o Options) bool {
 	return usesAMXBF16(f.FileType, o, llama.CPU())
 }
 
+// usesQ8VNNI: aimind's VNNI kernels run a Q8_0 file that is computed on
+// its own kernels, on a CPU with AVX512-VNNI and without aimind's AMX ones.
+func usesQ8VNNI(fileType string, bf16 bool, o Options, cpu llama.CPUFeatures) bool {
+	if fileType != "Q8_0" || bf16 || o.NoExtraBuffers || o.VNNIKernels == "off" {
+		return false
+	}
+	return cpu.AimindQ8VNNI && !cpu.AimindAMXBF16 && !cpu.AimindAMXInt8
+}
+
 func usesAMXBF16(fileType string, o Options, cpu llama.CPUFeatures) bool {
 	switch o.AMXKernels {
 	case "", "auto", "bf16":
@@ -272,6 +291,9 @@ func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llam
 		case strings.Contains(name, "AMX"): // ggml names its buffer type "AMX"
 			amx += mib
 		}
+	}
+	if ours > 0 && mode == llama.Q8VNNI {
+		return fmt.Sprintf("Q8_0 AVX512-VNNI, aimind kernels (the file's blocks; %.0f MiB of weights)", ours)
 	}
 	if ours > 0 {
 		s := fmt.Sprintf("AMX BF16, aimind kernels (%s weights rounded to BF16 at load; %.0f MiB of weights", fileType, ours)
@@ -319,9 +341,9 @@ func kernelPath(fileType string, bf16 bool, buffers map[string]float64, cpu llam
 	return fileType + " AVX2 int8"
 }
 
-// int8Buffer is the buffer type of aimind's AMX kernels
+// int8Buffer is the buffer type of aimind's kernels
 // (third_party/kernels/i8gemm-ggml.cpp).
-const int8Buffer = "AIMIND_AMX"
+const int8Buffer = "AIMIND"
 
 // Kernel names the matrix kernels the model runs through (for logs,
 // /v1/models and /metrics).

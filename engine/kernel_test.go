@@ -304,3 +304,75 @@ func meanError(t *testing.T, m *engine.Model, query string, docs []string, want 
 	}
 	return mean, worst
 }
+
+// TestAimindVNNIKernels: on a CPU with AVX512-VNNI and no AMX, a Q8_0 file
+// runs aimind's VNNI GEMM (third_party/kernels/q8vnni.cpp) by default, and
+// its scores are as close to the float64 reference as ggml's stock Q8_0
+// kernels' (the same arithmetic: the file's blocks, activations per
+// 32-block; the bound is 1.5x stock's mean error, the issue's), on three
+// shapes and on SentencePiece-tokenized multilingual pairs. Every 16th
+// weight row's scales doubled at load (a wrong kernel) must break the
+// bound, and "off" must give ggml's kernels back.
+func TestAimindVNNIKernels(t *testing.T) {
+	cpu := llama.CPU()
+	if !cpu.AimindQ8VNNI || cpu.AimindAMXBF16 || cpu.AimindAMXInt8 {
+		t.Skipf("skipped: aimind's VNNI kernels run on CPUs with AVX512-VNNI and without aimind's AMX kernels (VNNI kernels in this build and CPU: %v; AMX: %v)", cpu.AimindQ8VNNI, cpu.AimindAMXBF16 || cpu.AimindAMXInt8)
+	}
+	cases := []struct {
+		name string
+		spec synth.Spec
+	}{
+		{"768/3072", synth.Spec{Layers: 2, Hidden: 768, Heads: 12, FFN: 3072, Positions: 512, Seed: 41}},
+		{"1024/4096", synth.Spec{Layers: 2, Hidden: 1024, Heads: 16, FFN: 4096, Positions: 512, Seed: 42}},
+		{"384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 43}},
+		{"sentencepiece-384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 44}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec
+			query, docs := "what does the giant panda eat", documents(20)
+			var want []float64
+			if strings.HasPrefix(tc.name, "sentencepiece") {
+				sp := spmref.Trained(t)
+				spec.Custom = sp.Vocab
+				rng := rand.New(rand.NewPCG(7, 8))
+				query = spmref.MultilingualText(rng, 6)
+				docs = make([]string, 16)
+				for i := range docs {
+					docs[i] = spmref.MultilingualText(rng, 10+i*6)
+				}
+				want, _ = sp.Scores(t, testutil.MustModel(t, spec), query, docs)
+			} else {
+				ref, err := reference.Load(testutil.MustModel(t, spec))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = referenceScores(t, mustOpen(t, testutil.MustModel(t, spec), engine.Options{FlashAttn: true}), ref, query, docs)
+			}
+			q8 := testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
+			stock := mustOpen(t, q8, engine.Options{FlashAttn: true, NoExtraBuffers: true})
+			stockMean, _ := meanError(t, stock, query, docs, want)
+			if off := mustOpen(t, q8, engine.Options{FlashAttn: true, VNNIKernels: "off"}); strings.Contains(off.Kernel(), "aimind") {
+				t.Errorf("VNNIKernels off: kernel %q", off.Kernel())
+			}
+			m := mustOpen(t, q8, engine.Options{FlashAttn: true})
+			if !strings.HasPrefix(m.Kernel(), "Q8_0 AVX512-VNNI, aimind kernels") {
+				t.Fatalf("default kernel %q, want aimind's VNNI kernels", m.Kernel())
+			}
+			undo := engine.SetAMXScaleFault(2)
+			faulty := mustOpen(t, q8, engine.Options{FlashAttn: true})
+			undo()
+			mean, worst := meanError(t, m, query, docs, want)
+			faultMean, _ := meanError(t, faulty, query, docs, want)
+			bound := 1.5*stockMean + 1e-3
+			t.Logf("%s: mean error %.2e (worst %.2e); stock Q8_0 (%s) %.2e; every 16th row doubled %.2e; bound %.2e",
+				m.Kernel(), mean, worst, stock.Kernel(), stockMean, faultMean, bound)
+			if mean > bound {
+				t.Errorf("mean error %.2e is more than 1.5x stock Q8_0's %.2e", mean, stockMean)
+			}
+			if faultMean <= bound {
+				t.Errorf("with every 16th weight row doubled the mean error is %.2e, within the bound %.2e: the test cannot see a wrong kernel", faultMean, bound)
+			}
+		})
+	}
+}

@@ -25,6 +25,10 @@ struct llama_model * aimind_model_load(const char * path, bool vocab_only, int32
 // load does with Q8_0 weights (mode, int8 scale group, a test-only fault).
 int  ggml_aimind_i8_available(int mode);
 void ggml_aimind_i8_configure(int mode, int group, float scale_fault);
+// aimind's tiled attention (third_party/kernels/attn.cpp, patch 0004):
+// on by default; off hands flash attention back to ggml's loop.
+void aimind_attn_enable(int on);
+int  aimind_attn_supported(int64_t DK, int64_t DV);
 // aimind_device_count and aimind_device describe ggml's backend devices:
 // name and description copied into the buffers, the type returned
 // (0 CPU, 1 GPU, 2 integrated GPU, 3 accelerator; -1 for no such index).

@@ -58,6 +58,10 @@ type CPUFeatures struct {
 	// (third_party/kernels) are in this build and the CPU and the OS kernel
 	// allow AMX tiles.
 	AimindAMXBF16, AimindAMXInt8 bool
+	// AimindQ8VNNI: aimind's Q8_0 GEMM for AVX512-VNNI
+	// (third_party/kernels/q8vnni.cpp) is in this build and the CPU has
+	// AVX512-VNNI.
+	AimindQ8VNNI bool
 }
 
 // CPU reports ggml's CPU features.
@@ -73,8 +77,36 @@ func CPU() CPUFeatures {
 
 		AimindAMXBF16: C.ggml_aimind_i8_available(C.int(AMXBF16)) != 0,
 		AimindAMXInt8: C.ggml_aimind_i8_available(C.int(AMXInt8)) != 0,
+		AimindQ8VNNI:  C.ggml_aimind_i8_available(C.int(Q8VNNI)) != 0,
 	}
 }
+
+// SetAimindAttention turns aimind's tiled attention kernel
+// (third_party/kernels/attn.cpp) on, the default, or off, when ggml's own
+// flash-attention loop runs instead. It is process-wide and applies to the
+// calls that start after it.
+func SetAimindAttention(on bool) {
+	v := 0
+	if on {
+		v = 1
+	}
+	C.aimind_attn_enable(C.int(v))
+}
+
+// SetAimindAttentionFault, for tests only, makes aimind's attention kernel
+// deliberately wrong (the softmax scale applied twice) while on is true; the
+// error tests must see it.
+func SetAimindAttentionFault(on bool) {
+	v := 1
+	if on {
+		v = 2
+	}
+	C.aimind_attn_enable(C.int(v))
+}
+
+// AimindAttention says whether aimind's attention kernel is on and in this
+// build (heads of 64 values).
+func AimindAttention() bool { return C.aimind_attn_supported(64, 64) != 0 }
 
 // Init initialises llama.cpp's backends once and routes its log through
 // logger. Later calls only replace the logger.

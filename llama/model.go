@@ -57,9 +57,9 @@ type ModelParams struct {
 	// NoExtraBuffers keeps weights out of ggml's repacking buffer types
 	// (AMX tiles and the like): the plain CPU kernels run them.
 	NoExtraBuffers bool
-	// AMX puts Q8_0 weights into aimind's own AMX kernels
-	// (third_party/kernels) where the CPU has them (CPU().AimindAMXBF16,
-	// AimindAMXInt8); the zero value leaves them to ggml. Ignored with
+	// AMX puts Q8_0 weights into aimind's own kernels (third_party/kernels)
+	// where the CPU has them (CPU().AimindAMXBF16, AimindAMXInt8,
+	// AimindQ8VNNI); the zero value leaves them to ggml. Ignored with
 	// NoExtraBuffers.
 	AMX AMXKernels
 	// Int8Group is the K-group of the int8 kernels' scales, activations per
@@ -78,6 +78,7 @@ const (
 	AMXGGML AMXKernels = iota // ggml's kernels (its AMX buffer where it applies)
 	AMXBF16                   // weights rounded to BF16 at load, activations at run time
 	AMXInt8                   // int8 weights and activations, per-group scales
+	Q8VNNI                    // the file's Q8_0 blocks on AVX512-VNNI (CPUs without AMX)
 )
 
 // Device is one of ggml's backend devices in this build.

@@ -80,6 +80,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "f16-as-bf16", Value: "auto", Usage: "compute F16 files as BF16 where the CPU has AVX512-BF16: auto (with flash attention), on, off; the copy goes to <data-dir>/derived", Destination: &cfg.Engine.F16AsBF16},
 			&cli.StringFlag{Name: "q8-as-bf16", Value: "auto", Usage: "compute Q8_0 files as BF16 where the CPU has AVX512-BF16 and no AMX (faster there, twice the weights' memory): auto (with flash attention, when the memory is free), on, off", Destination: &cfg.Engine.Q8AsBF16},
 			&cli.StringFlag{Name: "amx-kernels", Value: "auto", Usage: "matrix kernels of Q8_0 files on CPUs with AMX: auto or bf16 (aimind's AMX-BF16 GEMM), int8 (aimind's int8 GEMM, less exact), off (ggml's)", Destination: &cfg.Engine.AMXKernels},
+			&cli.StringFlag{Name: "vnni-kernels", Value: "auto", Usage: "matrix kernels of Q8_0 files on CPUs with AVX512-VNNI and no AMX, when not computed as BF16: auto or on (aimind's VNNI GEMM on the file's blocks), off (ggml's)", Destination: &cfg.Engine.VNNIKernels},
 			&cli.StringFlag{Name: "self-check", Value: "on", Usage: "score known answers when a model loads and flag it suspect when they look wrong (a warning, it is served all the same): on or off", Destination: &cfg.SelfCheck},
 			&cli.Int64Flag{Name: "cache-bytes", Value: engine.DefaultCacheBytes, Usage: "bytes of remembered pair scores shared by all models (0: no cache)", Destination: &cfg.CacheBytes},
 			&cli.IntFlag{Name: "max-queue-tokens", Value: engine.DefaultMaxQueueTokens, Usage: "tokens that may wait per model; past it requests get 429 at once", Destination: &cfg.Engine.MaxQueueTokens},
@@ -140,7 +141,7 @@ func (c *serveConfig) validate() error {
 	if c.Engine.BatchTokens < 0 || c.Engine.Ctx < 8 || c.Engine.Threads < 0 {
 		return errors.New("--batch-tokens must not be negative, --ctx at least 8 and --threads not negative")
 	}
-	for flag, v := range map[string]string{"f16-as-bf16": c.Engine.F16AsBF16, "q8-as-bf16": c.Engine.Q8AsBF16} {
+	for flag, v := range map[string]string{"f16-as-bf16": c.Engine.F16AsBF16, "q8-as-bf16": c.Engine.Q8AsBF16, "vnni-kernels": c.Engine.VNNIKernels} {
 		switch v {
 		case "auto", "on", "off":
 		default:

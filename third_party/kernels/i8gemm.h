@@ -51,6 +51,22 @@ void   aimind_bf16_convert(const float * A, int64_t lda, int64_t M, int64_t K, v
 void   aimind_bf16_gemm(const void * work, const void * packed, int64_t M, int64_t N, int64_t K, float * C, int64_t ldc,
                         int ith, int nth);
 
+// Q8_0 weights on AVX512-VNNI CPUs without AMX (q8vnni.cpp): the file's
+// int8 values and block scales kept exactly, repacked for VPDPBUSD;
+// activations quantized per row and 32-block at every call, as ggml's Q8_0
+// path does. N a multiple of 32, K of 32. q8_0 is N rows of K/32 blocks of
+// 34 bytes (an IEEE half scale, 32 int8). scale_fault, for tests only: every
+// 16th row's scales times it.
+int    aimind_q8v_available(void);
+int    aimind_q8v_shape_ok(int64_t N, int64_t K);
+size_t aimind_q8v_packed_size(int64_t N, int64_t K);
+void   aimind_q8v_pack(void * dst, const void * q8_0, int64_t N, int64_t K, float scale_fault);
+int    aimind_q8v_is_packed(const void * packed);
+size_t aimind_q8v_work_size(int64_t M, int64_t K);
+void   aimind_q8v_quantize(const float * A, int64_t lda, int64_t M, int64_t K, void * work, int ith, int nth);
+void   aimind_q8v_gemm(const void * work, const void * packed, int64_t M, int64_t N, int64_t K, float * C, int64_t ldc,
+                       int ith, int nth);
+
 // aimind_packed_kind says what a packed weight holds: 1 int8, 2 BF16, 0
 // neither.
 int aimind_packed_kind(const void * packed);
