@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aimind/aimind/engine"
+	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/internal/synth"
 )
 
@@ -62,8 +63,12 @@ func BenchmarkRerank20x135(b *testing.B) {
 // call budget from $AIMIND_BENCH_BATCH (0: the default), the AMX kernels
 // from $AIMIND_BENCH_AMX (engine.Options.AMXKernels: bf16, int8, off), the
 // int8 scale group from $AIMIND_BENCH_INT8_GROUP, ggml's stock kernels with
-// $AIMIND_BENCH_NO_EXTRA=1.
+// $AIMIND_BENCH_NO_EXTRA=1, aimind's VNNI kernels off with
+// $AIMIND_BENCH_VNNI=off, a Q8_0 or F16 file computed as a BF16 copy with
+// $AIMIND_BENCH_DERIVED=dir (and $AIMIND_BENCH_Q8_AS_BF16), ggml's
+// flash-attention loop instead of aimind's kernel with $AIMIND_BENCH_ATTN=0.
 func benchOptions() engine.Options {
+	llama.SetAimindAttention(os.Getenv("AIMIND_BENCH_ATTN") != "0")
 	batch, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_BATCH"))
 	group, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_INT8_GROUP"))
 	return engine.Options{FlashAttn: os.Getenv("AIMIND_BENCH_FLASH") != "0", BatchTokens: batch,

@@ -63,6 +63,12 @@ func NewPlan(s Shape, o Options, cpu llama.CPUFeatures) Plan {
 	switch {
 	case s.FileType == "Q8_0" && p.BF16:
 		p.Weights = s.SizeBytes / 34 * 64
+	case usesQ8VNNI(s.FileType, p.BF16, o, cpu):
+		// aimind's VNNI kernels keep the file's blocks and widen each block's
+		// FP16 scale to FP32: 34 bytes a block become 36; the token
+		// embeddings stay as they are.
+		emb := min(int64(s.VocabSize)*int64(s.Embedding)/32*34, s.SizeBytes)
+		p.Weights = emb + (s.SizeBytes-emb)/34*36
 	case s.FileType == "Q8_0" && usesAMXBF16(s.FileType, o, cpu):
 		// The matrices the kernels multiply become BF16 at load; the token
 		// embeddings stay Q8_0 (unknown before a download: all counted).
@@ -118,7 +124,8 @@ func UsesBF16(f *modelfile.Facts, o Options) bool { return usesBF16(f.FileType, 
 // against the float64 reference stays within the flash-attention bounds
 // (2e-2), not within the 5e-3 of the path without it (docs/benchmarks.md).
 // A Q8_0 file likewise (Options.Q8AsBF16), except where the CPU has AMX,
-// whose int8 tiles beat BF16.
+// whose kernels beat BF16, and, under "auto", where aimind's VNNI kernels
+// run (faster than the copy, at half its memory: docs/benchmarks.md).
 func usesBF16(fileType string, o Options, cpu llama.CPUFeatures) bool {
 	if o.DerivedDir == "" || !cpu.AVX512BF16 {
 		return false
@@ -130,6 +137,9 @@ func usesBF16(fileType string, o Options, cpu llama.CPUFeatures) bool {
 			return false
 		}
 		mode = o.Q8AsBF16
+		if (mode == "auto" || mode == "") && usesQ8VNNI(fileType, false, o, cpu) {
+			return false
+		}
 	case "F16":
 	default:
 		return false
