@@ -212,16 +212,20 @@ func TestQwen3BatchInvariance(t *testing.T) {
 // weights, dequantized, so the bound is that of the file's arithmetic.
 //
 // Q8_0 arithmetic rounds every matrix input to 8 bits per block of 32. On
-// this decoder that alone (ggml's rounding replayed in the float64 reference,
-// no llama.cpp; 20 sequences of random ids) moves scores by 0.037-0.056 on
-// average with 1, 2, 3 or 6 layers: the error does not grow with depth, each
-// rounded input adds about the same. Against the scores' spread it is BERT's (mean error 1.2-1.6% of the spread here,
-// 1.3% for BERT's 3x96), but these scores span 2.6 where BERT's span 1.1, so
-// BERT's per-pair 5e-2 + 5e-2|score| is missed by a few pairs (worst 0.199,
-// bound 0.125 there). The Q8_0 bounds are therefore BERT's 5e-2 on the mean
-// error (measured 0.042 with flash attention, 0.031 without) and 0.25 on any
-// pair (docs/reference.md). TestQwen3QuantizedBoundsCatchErrors shows a wrong
-// position or a 5% wrong weight fails them.
+// this decoder that alone (ggml's rounding replayed in the float64
+// reference, no llama.cpp; 20 sequences of random ids) moves scores by
+// 0.037-0.056 on average with 1, 2, 3 or 6 layers: the error does not grow
+// with depth, each rounded input adds about the same. Against the scores'
+// spread it is BERT's (mean error 1.2-1.6% of the spread here, 1.3% for
+// BERT's 3x96), but these scores span 2.6 where BERT's span 1.1, so BERT's
+// per-pair 5e-2 + 5e-2|score| is missed by a few pairs (worst 0.199, bound
+// 0.125 there). The Q8_0 bounds are therefore on the mean error, 6e-2
+// (measured 0.042 with flash attention, 0.031 without, 0.047 for the
+// rounding alone; the standard error of a mean over 20 pairs is about 0.007,
+// and another CPU's rounding order draws anew), and 0.3 on any pair (the
+// errors' tail is long: 0.199 is 4.7 times the mean).
+// TestQwen3QuantizedBoundsCatchErrors shows that a wrong position or a 5%
+// wrong weight fails them (docs/reference.md).
 func TestQwen3QuantizedCloseToReference(t *testing.T) {
 	skipUnderRace(t)
 	spec := qwen3Shapes["3x96-mha-untied"]
@@ -296,7 +300,7 @@ func TestQwen3QuantizedBoundsCatchErrors(t *testing.T) {
 // within rel*|reference| + abs, and the mean absolute error within mean.
 type qwen3FileBound struct{ rel, abs, mean float64 }
 
-var qwen3Q8Bound = qwen3FileBound{abs: 0.25, mean: 5e-2}
+var qwen3Q8Bound = qwen3FileBound{abs: 0.3, mean: 6e-2}
 
 // check returns the worst and the mean absolute error and the pairs over the
 // per-pair bound.

@@ -242,7 +242,7 @@ func TestQwen3DeployFromTheHub(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if math.Abs(r.RelevanceScore-want) > 0.25 {
+		if math.Abs(r.RelevanceScore-want) > 0.3 {
 			t.Errorf("document %d scores %.5f, reference %.5f", r.Index, r.RelevanceScore, want)
 		}
 	}
