@@ -374,6 +374,11 @@ func TestWebUINewUserFindings(t *testing.T) {
 	big := synth.Tiny()
 	big.Seed, big.ExtraWords = 3, 16000 // a few MB: its download spans several refreshes
 	slow, _ := os.ReadFile(testutil.MustModel(t, big))
+	qwen3Path := filepath.Join(t.TempDir(), "qwen3.gguf")
+	if err := synth.WriteQwen3(qwen3Path, synth.Qwen3Tiny()); err != nil {
+		t.Fatal(err)
+	}
+	qwen3, _ := os.ReadFile(qwen3Path)
 	const longRepo = "some-organisation-with-a-rather-long-name/bge-reranker-v2-m3-multilingual-long-context-experimental-GGUF"
 	fake := hubtest.New(
 		&hubtest.Repo{ID: "gpustack/bge-reranker-v2-m3-GGUF", Downloads: 12345, Likes: 67, Files: map[string][]byte{"bge-reranker-v2-m3-Q8_0.gguf": model}},
@@ -382,6 +387,9 @@ func TestWebUINewUserFindings(t *testing.T) {
 		&hubtest.Repo{ID: "broken/bge-reranker-bad-hash-GGUF", Downloads: 20, Files: map[string][]byte{"bad-Q8_0.gguf": model},
 			Hashes: map[string]string{"bad-Q8_0.gguf": strings.Repeat("ab", 32)}},
 		&hubtest.Repo{ID: "slow/bge-reranker-large-GGUF", Downloads: 5000, Files: map[string][]byte{"large-Q8_0.gguf": slow}},
+		// A decoder reranker is suggested as well (issue 23); server's
+		// TestQwen3DeployFromTheHub deploys one.
+		&hubtest.Repo{ID: "Mungert/Qwen3-Reranker-0.6B-GGUF", Downloads: 8000, Files: map[string][]byte{"Qwen3-Reranker-0.6B-f16.gguf": qwen3}},
 	)
 	defer fake.Close()
 	fake.Delay = 100 * time.Millisecond // per 64 KiB
@@ -438,7 +446,7 @@ func TestWebUINewUserFindings(t *testing.T) {
 		must(t, ctx, "open Deploy Model", chromedp.Click("#deploy-open", chromedp.ByID))
 		waitJS(t, ctx, "suggestions", `document.querySelectorAll("#deploy-results button[data-repo]").length > 0`)
 		got := evalJS[[]string](t, ctx, "suggestions", `[...document.querySelectorAll("#deploy-results button[data-repo]")].map((b) => b.dataset.repo)`)
-		want := []string{"gpustack/bge-reranker-v2-m3-GGUF", "slow/bge-reranker-large-GGUF", longRepo, "broken/bge-reranker-bad-hash-GGUF"}
+		want := []string{"gpustack/bge-reranker-v2-m3-GGUF", "Mungert/Qwen3-Reranker-0.6B-GGUF", "slow/bge-reranker-large-GGUF", longRepo, "broken/bge-reranker-bad-hash-GGUF"}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("before typing the dialog lists %v, want the GGUF reranker repos most downloaded first %v", got, want)
 		}
