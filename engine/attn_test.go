@@ -75,3 +75,55 @@ func TestAimindAttention(t *testing.T) {
 		})
 	}
 }
+
+// TestAimindAttentionDecoder: the same kernel on a Qwen3 reranker's causal
+// attention (grouped-query heads of 32 values, F32 keys and values from its
+// cache, a causal mask per sequence, a shared prefix): within 1.5x the
+// error of ggml's loop against the float64 reference, and a kernel with the
+// scale applied twice breaks the bound.
+func TestAimindAttentionDecoder(t *testing.T) {
+	skipUnderRace(t)
+	llama.SetAimindAttention(true)
+	if !llama.AimindAttention() {
+		t.Skip("skipped: aimind's attention kernel needs AVX-512 and F16C in the CPU and in this build; ggml's flash-attention loop runs here")
+	}
+	for name, spec := range map[string]synth.Qwen3Spec{
+		"gqa, heads of 64, tied":    {Layers: 2, Hidden: 128, Heads: 4, KVHeads: 2, HeadDim: 64, FFN: 256, Seed: 61, TiedHead: true},
+		"mha, heads of 32, untied": {Layers: 2, Hidden: 96, Heads: 3, KVHeads: 3, HeadDim: 32, FFN: 160, Seed: 62},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := mustQwen3(t, spec)
+			ref, err := reference.LoadQwen3(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := mustOpen(t, path, engine.Options{FlashAttn: true, BatchTokens: 4096})
+			query, docs := "what does the giant panda eat", documents(12)
+			pairs, err := m.Tokenize(query, docs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float64, len(pairs))
+			for i, p := range pairs {
+				if want[i], err = ref.Score(p.Tokens); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer llama.SetAimindAttention(true)
+			llama.SetAimindAttention(false)
+			ggmlMean, _ := meanError(t, m, query, docs, want)
+			llama.SetAimindAttentionFault(true)
+			faultMean, _ := meanError(t, m, query, docs, want)
+			llama.SetAimindAttention(true)
+			mean, worst := meanError(t, m, query, docs, want)
+			bound := 1.5*ggmlMean + 1e-4
+			t.Logf("mean error %.2e (worst %.2e); ggml's loop %.2e; scale applied twice %.2e; bound %.2e", mean, worst, ggmlMean, faultMean, bound)
+			if mean > bound {
+				t.Errorf("mean error %.2e is more than 1.5x ggml's flash attention's %.2e", mean, ggmlMean)
+			}
+			if faultMean <= bound {
+				t.Errorf("with the softmax scale applied twice the mean error is %.2e, within the bound %.2e", faultMean, bound)
+			}
+		})
+	}
+}

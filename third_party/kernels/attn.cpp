@@ -21,7 +21,8 @@
 //  - V is converted once, and P x V is accumulated in FP32 registers for a
 //    few rows at a time, then divided by the row's sum.
 // The results are those of softmax(QK^T * scale + mask) V computed in FP32
-// (ggml's kernel accumulates V in F16). Rows with no visible key give zeros,
+// (ggml's kernel accumulates V in F16). K and V may also be F32 (a decoder's
+// F32 cache). Rows with no visible key give zeros,
 // as ggml's kernel does.
 //
 // Written for aimind from the definition of attention; no third-party code.
@@ -143,8 +144,15 @@ void tile(const aimind_attn_args * a, scratch & w, int64_t iq1, int64_t iq2, int
 
     // K and V rows in FP32.
     for (int64_t j = 0; j < n; j++) {
-        const uint16_t * kr = (const uint16_t *) ((const char *) a->k + (lo + j) * a->nbk1 + ik2 * a->nbk2 + ik3 * a->nbk3);
-        const uint16_t * vr = (const uint16_t *) ((const char *) a->v + (lo + j) * a->nbv1 + iv2 * a->nbv2 + iv3 * a->nbv3);
+        const void * kp = (const char *) a->k + (lo + j) * a->nbk1 + ik2 * a->nbk2 + ik3 * a->nbk3;
+        const void * vp = (const char *) a->v + (lo + j) * a->nbv1 + iv2 * a->nbv2 + iv3 * a->nbv3;
+        if (a->kv_f32) {
+            memcpy(kf + j * DK, kp, sizeof(float) * DK);
+            memcpy(vf + j * DV, vp, sizeof(float) * DV);
+            continue;
+        }
+        const uint16_t * kr = (const uint16_t *) kp;
+        const uint16_t * vr = (const uint16_t *) vp;
         for (int64_t d = 0; d < DK; d += 16) {
             _mm512_storeu_ps(kf + j * DK + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (kr + d))));
         }

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 // The operands of one flash-attention op: Q F32 [DK, n_q, n_head, n3],
-// K and V F16 [D, n_kv, heads_kv, n3], the mask F16 [n_kv, >= n_q, nem2,
+// K and V F16 (or both F32) [D, n_kv, heads_kv, n3], the mask F16 [n_kv, >= n_q, nem2,
 // nem3] (or NULL), dst F32 permuted as ggml's op writes it. Strides in
 // bytes, as ggml's nb.
 typedef struct {
@@ -27,6 +27,7 @@ typedef struct {
     size_t       nb1;                 // dst row stride
     int64_t      ne1, ne2;            // dst's ne[1], ne[2]
     float        scale;
+    int          kv_f32;  // K and V are F32 (a decoder's F32 cache) rather than F16
 } aimind_attn_args;
 
 // aimind_attn_supported says whether the kernel takes heads of these sizes
