@@ -88,7 +88,7 @@ func TestAimindAttentionDecoder(t *testing.T) {
 		t.Skip("skipped: aimind's attention kernel needs AVX-512 and F16C in the CPU and in this build; ggml's flash-attention loop runs here")
 	}
 	for name, spec := range map[string]synth.Qwen3Spec{
-		"gqa, heads of 64, tied":    {Layers: 2, Hidden: 128, Heads: 4, KVHeads: 2, HeadDim: 64, FFN: 256, Seed: 61, TiedHead: true},
+		"gqa, heads of 64, tied":   {Layers: 2, Hidden: 128, Heads: 4, KVHeads: 2, HeadDim: 64, FFN: 256, Seed: 61, TiedHead: true},
 		"mha, heads of 32, untied": {Layers: 2, Hidden: 96, Heads: 3, KVHeads: 3, HeadDim: 32, FFN: 160, Seed: 62},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/aimind/aimind/engine"
-	"github.com/aimind/aimind/llama"
 	"github.com/aimind/aimind/internal/synth"
+	"github.com/aimind/aimind/llama"
 )
 
 // BenchmarkRerank20x135 scores one request of 20 documents of ~135-token
