@@ -326,3 +326,32 @@ extern "C" int aimind_attn_supported(int64_t, int64_t) { return 0; }
 extern "C" void aimind_attn_rows(const aimind_attn_args *, int64_t, int64_t) {}
 
 #endif
+
+// aimind_gelu_f32: GELU in its tanh form, as ggml defines it
+// (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), written as
+// x / (1 + exp(-2u)) and computed 16 values at a time in FP32. ggml's own
+// F32 GELU rounds each input to FP16 and reads a 64K-entry table, one value
+// at a time (14 % of an encoder call on the VNNI path, docs/benchmarks.md);
+// patch 0005 calls this instead.
+#if AIMIND_ATTN
+extern "C" int aimind_gelu_available(void) { return g_enabled ? 1 : 0; }
+
+extern "C" void aimind_gelu_f32(int n, float * y, const float * x) {
+    const __m512 c0 = _mm512_set1_ps(-2.0f * 0.79788456080286535588f);
+    const __m512 c1 = _mm512_set1_ps(0.044715f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int          i   = 0;
+    for (; i < n; i += 16) {
+        const __mmask16 m  = n - i >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - i)) - 1);
+        const __m512    v  = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512    v2 = _mm512_mul_ps(v, v);
+        // -2u = -2 sqrt(2/pi) x (1 + 0.044715 x^2)
+        const __m512 t = _mm512_mul_ps(_mm512_mul_ps(c0, v), _mm512_fmadd_ps(c1, v2, one));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(v, _mm512_add_ps(one, exp16(t))));
+    }
+}
+#else
+extern "C" int aimind_gelu_available(void) { return 0; }
+
+extern "C" void aimind_gelu_f32(int, float *, const float *) {}
+#endif

@@ -42,6 +42,12 @@ void aimind_attn_enable(int on);
 // position fastest, then head, then the fourth dimension).
 void aimind_attn_rows(const aimind_attn_args * a, int64_t ir0, int64_t ir1);
 
+// aimind_gelu_f32 is ggml's GELU (tanh form) on n floats, vectorized in
+// FP32 (patch 0005); aimind_gelu_available says whether this build has it
+// and the kernels are on (aimind_attn_enable turns both).
+int  aimind_gelu_available(void);
+void aimind_gelu_f32(int n, float * y, const float * x);
+
 #ifdef __cplusplus
 }
 #endif
