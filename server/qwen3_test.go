@@ -200,16 +200,16 @@ func TestQwen3DeployFromTheHub(t *testing.T) {
 	code, body, _ = s.req(t, "GET", "/v1/models", "", key)
 	var cards struct {
 		Data []struct {
-			ID, Status, Architecture, Repo, File string
-			FileType                             string `json:"file_type"`
-			PairLayout                           string `json:"pair_layout"`
+			ID, Status, Architecture, Repo, File, Score string
+			FileType                                    string `json:"file_type"`
+			PairLayout                                  string `json:"pair_layout"`
 		}
 	}
 	if err := json.Unmarshal([]byte(body), &cards); code != 200 || err != nil || len(cards.Data) != 1 {
 		t.Fatalf("/v1/models: %d %s", code, body)
 	}
 	if c := cards.Data[0]; c.ID != listing.Name || c.Status != "running" || c.Architecture != "qwen3" || c.FileType != "Q8_0" ||
-		c.PairLayout != string(engine.LayoutInstruct) || c.Repo != repo {
+		c.PairLayout != string(engine.LayoutInstruct) || c.Repo != repo || c.Score != server.DecoderScoreMeaning {
 		t.Fatalf("the deployed model's card: %s", body)
 	}
 

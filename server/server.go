@@ -354,8 +354,13 @@ type modelCard struct {
 	SelfCheck     *selfcheck.Outcome `json:"self_check,omitempty"`
 }
 
-// ScoreMeaning is what /v1/models says a score is.
-const ScoreMeaning = "raw logit of the cross-encoder's classification head (higher is more relevant); \"normalize\": true returns sigmoid(logit) in [0, 1]"
+// ScoreMeaning is what /v1/models says a score is, for a cross-encoder;
+// DecoderScoreMeaning for a decoder reranker (Qwen3-Reranker), whose score
+// is the log-odds of "yes".
+const (
+	ScoreMeaning        = "raw logit of the cross-encoder's classification head (higher is more relevant); \"normalize\": true returns sigmoid(logit) in [0, 1]"
+	DecoderScoreMeaning = "log-odds of \"yes\" against \"no\" as the next token after the reranker's prompt (higher is more relevant); \"normalize\": true returns the probability of \"yes\" in [0, 1]"
+)
 
 func (s *Server) card(r models.Record) modelCard {
 	c := modelCard{
@@ -365,6 +370,9 @@ func (s *Server) card(r models.Record) modelCard {
 	}
 	if f := r.Facts; f != nil {
 		c.Architecture, c.FileType, c.ContextLength, c.Warnings = f.Architecture, f.FileType, f.ContextLength, f.Warnings
+		if f.Architecture == "qwen3" {
+			c.Score = DecoderScoreMeaning
+		}
 	}
 	if m := s.models.Engine(r.Name); m != nil {
 		c.MaxPairTokens = m.MaxPairTokens()
