@@ -245,16 +245,20 @@ extern "C" void aimind_q8v_gemm(const void * work, const void * packed, int64_t 
     const int8_t *  qa     = (const int8_t *) work;
     const float *   sa     = work_scales((void *) work, M, K);
     const int32_t * ca     = work_comp((void *) work, M, K);
+    // Chunks of rows of equal size (a multiple of kMR, at most about
+    // kMChunkV), so that every unit of work (a chunk x 32 columns) costs
+    // the same and the threads' shares end together.
     const int64_t   chunks = (M + kMChunkV - 1) / kMChunkV;
+    const int64_t   rows   = ((M + chunks - 1) / chunks + kMR - 1) / kMR * kMR;
     const int64_t   panels = N / 32;
     int64_t         begin, end;
     share_v(chunks * panels, ith, nth, begin, end);
     for (int64_t u = begin; u < end; u++) {
-        // panels outer within a chunk: a thread's panels are contiguous, so
+        // panels inner: a thread's units of one chunk are contiguous, so
         // consecutive units reuse the chunk's activations from cache.
         const int64_t chunk = u / panels, n0 = (u % panels) * 32;
-        const int64_t mend  = std::min(M, (chunk + 1) * kMChunkV);
-        int64_t       m0    = chunk * kMChunkV;
+        const int64_t mend  = std::min(M, (chunk + 1) * rows);
+        int64_t       m0    = chunk * rows;
         for (; m0 + kMR <= mend; m0 += kMR) {
             tile<kMR>(qa, sa, ca, qw, sw, m0, n0, N, K, C, ldc);
         }
