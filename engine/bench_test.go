@@ -78,14 +78,16 @@ func benchOptions() engine.Options {
 
 // BenchmarkSeedRequest is the fixed cost of one small request (3 documents
 // of 20 words, the seed request's size): tokenizing and one encoder call, on
-// the model at $AIMIND_BENCH_MODEL with $AIMIND_BENCH_THREADS threads.
+// the model at $AIMIND_BENCH_MODEL with $AIMIND_BENCH_THREADS threads and
+// benchOptions' variants.
 func BenchmarkSeedRequest(b *testing.B) {
 	path := os.Getenv("AIMIND_BENCH_MODEL")
 	if path == "" {
 		b.Skip("set AIMIND_BENCH_MODEL to a reranker GGUF")
 	}
-	threads, _ := strconv.Atoi(os.Getenv("AIMIND_BENCH_THREADS")) // 0: all CPUs
-	m, err := engine.Open(path, engine.Options{FlashAttn: true, Threads: threads})
+	o := benchOptions()
+	o.Threads, _ = strconv.Atoi(os.Getenv("AIMIND_BENCH_THREADS")) // 0: all CPUs
+	m, err := engine.Open(path, o)
 	if err != nil {
 		b.Fatal(err)
 	}
