@@ -412,4 +412,34 @@ func (h *HuggingFaceHub) Download(ctx context.Context, l Listing, f File, revisi
 	return h.fetch(ctx, l, f, revision, "/"+l.Repo+"/resolve/"+l.Commit+"/"+f.Path, nil, progress)
 }
 
+// Header returns the first n bytes of a listed file (at most 16 MiB): from
+// the cache when the file is there, else with a Range request to
+// /<repo>/resolve/<commit>/<file>. The deploy dialog reads a model's shape
+// from them before the download (modelfile.ReadHeaderShape).
+func (h *HuggingFaceHub) Header(ctx context.Context, l Listing, f File, n int64) ([]byte, error) {
+	n = min(max(n, 1), 16<<20)
+	if p, ok := h.Cached(l.Repo, l.Commit, f.Path); ok {
+		fh, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		b, err := io.ReadAll(io.LimitReader(fh, n))
+		return b, err
+	}
+	if ValidRepo(l.Repo) != nil || ValidRevision(l.Commit) != nil || ValidFile(f.Path) != nil {
+		return nil, fmt.Errorf("%w: %s %s %s", ErrInvalid, l.Repo, l.Commit, f.Path)
+	}
+	hdr := http.Header{"Range": {fmt.Sprintf("bytes=0-%d", n-1)}}
+	resp, err := h.get(ctx, "/"+l.Repo+"/resolve/"+l.Commit+"/"+f.Path, nil, hdr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", h.kind, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent && resp.StatusCode != http.StatusOK {
+		return nil, &StatusError{Hub: h.kind, Status: resp.StatusCode, What: f.Path}
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, n))
+}
+
 var _ Hub = (*HuggingFaceHub)(nil)

@@ -231,6 +231,9 @@ func (c *countingReader) str() (string, error) {
 	return string(b), err
 }
 
+// errUnknownType: a metadata value of a type GGUF does not define.
+var errUnknownType = errors.New("metadata value of unknown type")
+
 // gguf metadata value sizes by type id; 8 (string) and 9 (array) vary.
 var valueSize = map[uint32]int{0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
@@ -257,7 +260,7 @@ func (c *countingReader) skipValue(typ uint32) (uint64, error) {
 	}
 	size, ok := valueSize[typ]
 	if !ok {
-		return 0, fmt.Errorf("metadata value of unknown type %d", typ)
+		return 0, fmt.Errorf("%w %d", errUnknownType, typ)
 	}
 	b, err := c.read(size)
 	if err != nil {

@@ -49,6 +49,20 @@ func (m *Manager) EstimateFile(fileType string, size int64) int64 {
 	return engine.NewPlan(engine.Shape{FileType: fileType, SizeBytes: size}, m.opts, llama.CPU()).Memory
 }
 
+// EstimateShaped is EstimateFile for a file whose shape the first bytes of
+// one of its repo's files gave (modelfile.ReadHeaderShape): the working
+// memory and a decoder's key/value cache come from the shape instead of an
+// allowance. The files of one repo are one model in several types, so one
+// header serves them all.
+func (m *Manager) EstimateShaped(h modelfile.HeaderShape, fileType string, size int64) int64 {
+	if fileType == "FP16" {
+		fileType = "F16"
+	}
+	s := engine.Shape{FileType: fileType, SizeBytes: size, Embedding: h.Embedding, FeedForward: h.FeedForward, Heads: h.Heads,
+		Decoder: h.Decoder, Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim, VocabSize: h.VocabSize}
+	return engine.NewPlan(s, m.opts, llama.CPU()).Memory
+}
+
 func memAvailable() (int64, error) {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {

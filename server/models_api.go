@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aimind/aimind/hub"
+	"github.com/aimind/aimind/modelfile"
 	"github.com/aimind/aimind/models"
 )
 
@@ -176,17 +177,24 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 			hub.File
 			MemoryEstimate int64 `json:"memory_estimate"`
 		}
-		files := []fileView{}
-		for _, f := range hub.GGUFs(l.Files) {
-			// Before download the type and size are known: engine.Plan's
-			// estimate for the path this CPU will take (the BF16 copy
-			// included), with an allowance for the working memory that the
-			// record replaces by the file's own once it loads.
-			files = append(files, fileView{File: f, MemoryEstimate: s.models.EstimateFile(f.Quant, f.Size)})
-		}
 		def := ""
+		var shape *modelfile.HeaderShape
 		if f, err := hub.Pick(l.Files, "", ""); err == nil {
 			def = f.Path
+			shape = s.headerShape(rctx, h, l, f)
+		}
+		files := []fileView{}
+		for _, f := range hub.GGUFs(l.Files) {
+			// Before download the type and size are known, and the shape
+			// when the default file's first bytes could be read (a Range
+			// request): engine.Plan's estimate for the path this CPU will
+			// take (the BF16 copy, a decoder's key/value cache included);
+			// without the shape, an allowance for the working memory.
+			est := s.models.EstimateFile(f.Quant, f.Size)
+			if shape != nil {
+				est = s.models.EstimateShaped(*shape, f.Quant, f.Size)
+			}
+			files = append(files, fileView{File: f, MemoryEstimate: est})
 		}
 		spec := hub.Spec{Repo: repo}
 		ans := map[string]any{"repo": repo, "commit": l.Commit, "files": files, "default": def, "name": spec.ServedName()}
@@ -199,4 +207,29 @@ func (s *Server) handleHub(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, fasthttp.StatusNotFound, typeNotFound, "no route "+string(ctx.Path()))
 	}
+}
+
+// headerShape reads the model's shape from the first 4 MiB of f, where the
+// hub can serve them (a Range request, or the cache), within 10 s; nil when
+// it cannot, and the estimate falls back to the file's size.
+func (s *Server) headerShape(ctx context.Context, h hub.Hub, l hub.Listing, f hub.File) *modelfile.HeaderShape {
+	hr, ok := h.(interface {
+		Header(context.Context, hub.Listing, hub.File, int64) ([]byte, error)
+	})
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	b, err := hr.Header(ctx, l, f, 4<<20)
+	if err != nil {
+		s.opts.Logger.Debug("cannot read the model's header before download; the estimate uses its size", "repo", l.Repo, "file", f.Path, "err", hub.Sanitize(err.Error()))
+		return nil
+	}
+	shape, err := modelfile.ReadHeaderShape(b)
+	if err != nil {
+		s.opts.Logger.Debug("cannot read the model's shape from its header; the estimate uses its size", "repo", l.Repo, "file", f.Path, "err", err)
+		return nil
+	}
+	return &shape
 }
