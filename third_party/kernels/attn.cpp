@@ -355,3 +355,46 @@ extern "C" int aimind_gelu_available(void) { return 0; }
 
 extern "C" void aimind_gelu_f32(int, float *, const float *) {}
 #endif
+
+// aimind_norm_f32: layer norm without its gain and bias (ggml's
+// GGML_OP_NORM): y = (x - mean) / sqrt(var + eps), 16 values at a time.
+// ggml's sums the row one value at a time in double and reduces each
+// 16-value step horizontally (4 % of an encoder call on the VNNI path);
+// patch 0005 calls this instead. The sums are kept in 16 FP32 lanes and
+// added in double at the end.
+#if AIMIND_ATTN
+extern "C" void aimind_norm_f32(int n, float * y, const float * x, float eps) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int    i  = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(x + i));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - i)) - 1);
+        s0                = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    const float  mean = (float) ((double) _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / n);
+    const __m512 mv   = _mm512_set1_ps(mean);
+    __m512       v0 = _mm512_setzero_ps(), v1 = v0;
+    for (i = 0; i + 32 <= n; i += 32) {
+        const __m512 a = _mm512_sub_ps(_mm512_loadu_ps(x + i), mv);
+        const __m512 b = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), mv);
+        v0             = _mm512_fmadd_ps(a, a, v0);
+        v1             = _mm512_fmadd_ps(b, b, v1);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - i)) - 1);
+        const __m512    a = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), mv);
+        v0                = _mm512_fmadd_ps(a, a, v0);
+    }
+    const double var   = (double) _mm512_reduce_add_ps(_mm512_add_ps(v0, v1)) / n;
+    const __m512 scale = _mm512_set1_ps((float) (1.0 / sqrt(var + eps)));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xffff : (__mmask16) ((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mv), scale));
+    }
+}
+#else
+extern "C" void aimind_norm_f32(int, float *, const float *, float) {}
+#endif

@@ -47,6 +47,9 @@ void aimind_attn_rows(const aimind_attn_args * a, int64_t ir0, int64_t ir1);
 // and the kernels are on (aimind_attn_enable turns both).
 int  aimind_gelu_available(void);
 void aimind_gelu_f32(int n, float * y, const float * x);
+// aimind_norm_f32 is ggml's GGML_OP_NORM on one row of n floats (patch
+// 0005), available where aimind_gelu_available says so.
+void aimind_norm_f32(int n, float * y, const float * x, float eps);
 
 #ifdef __cplusplus
 }
