@@ -34,7 +34,7 @@
 #include <algorithm>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__F16C__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__F16C__)
 #define AIMIND_ATTN 1
 #include <immintrin.h>
 #endif

@@ -31,7 +31,7 @@ typedef struct {
 } aimind_attn_args;
 
 // aimind_attn_supported says whether the kernel takes heads of these sizes
-// in this build (AVX-512 and F16C; DK == DV in 32, 64, 128).
+// in this build (AVX-512 F/BW/VL/DQ and F16C; DK == DV in 32, 64, 128).
 int aimind_attn_supported(int64_t DK, int64_t DV);
 
 // aimind_attn_enable turns the kernel on (the default) or off (ggml's own
