@@ -57,8 +57,13 @@ install_debs() {
   echo "build.sh: installing ${missing[*]}"
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
     || die "cannot install ${missing[*]}: apt-get update failed"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-    || die "cannot install ${missing[*]}: apt-get install failed"
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+    # An earlier install cut short (a killed run) leaves dpkg half done:
+    # finish it, then try once more.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive dpkg --configure -a || true
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+      || die "cannot install ${missing[*]}: apt-get install failed"
+  fi
 }
 
 need() {
