@@ -202,6 +202,7 @@ func TestQ8ComputedAsBF16(t *testing.T) {
 // is doubled at load (its BF16 values, its int8 scales): a wrong kernel does
 // not pass.
 func TestAimindAMXKernels(t *testing.T) {
+	skipUnderRace(t)
 	cpu := llama.CPU()
 	if !cpu.AimindAMXBF16 || !cpu.AimindAMXInt8 {
 		t.Skipf("skipped: aimind's AMX kernels need AMX (amx_bf16, amx_int8) in the CPU and in this build (BF16 %v, int8 %v); here Q8_0 files keep ggml's kernels", cpu.AimindAMXBF16, cpu.AimindAMXInt8)
@@ -319,6 +320,7 @@ func meanError(t *testing.T, m *engine.Model, query string, docs []string, want 
 // weight row's scales doubled at load (a wrong kernel) must break the
 // bound, and "off" must give ggml's kernels back.
 func TestAimindVNNIKernels(t *testing.T) {
+	skipUnderRace(t)
 	cpu := llama.CPU()
 	if !cpu.AimindQ8VNNI || cpu.AimindAMXBF16 || cpu.AimindAMXInt8 {
 		t.Skipf("skipped: aimind's VNNI kernels run on CPUs with AVX512-VNNI and without aimind's AMX kernels (VNNI kernels in this build and CPU: %v; AMX: %v)", cpu.AimindQ8VNNI, cpu.AimindAMXBF16 || cpu.AimindAMXInt8)
