@@ -42,23 +42,7 @@ func TestAimindAttention(t *testing.T) {
 			m := mustOpen(t, path, engine.Options{FlashAttn: true})
 			want := referenceScores(t, m, ref, query, docs)
 
-			defer llama.SetAimindAttention(true)
-			llama.SetAimindAttention(false)
-			ggmlMean, ggmlWorst := meanError(t, m, query, docs, want)
-			llama.SetAimindAttentionFault(true)
-			faultMean, _ := meanError(t, m, query, docs, want)
-			llama.SetAimindAttention(true)
-			mean, worst := meanError(t, m, query, docs, want)
-
-			bound := 1.5*ggmlMean + 1e-4
-			t.Logf("mean error %.2e (worst %.2e); ggml's loop %.2e (worst %.2e); scale applied twice %.2e; bound %.2e",
-				mean, worst, ggmlMean, ggmlWorst, faultMean, bound)
-			if mean > bound {
-				t.Errorf("mean error %.2e is more than 1.5x ggml's flash attention's %.2e", mean, ggmlMean)
-			}
-			if faultMean <= bound {
-				t.Errorf("with the softmax scale applied twice the mean error is %.2e, within the bound %.2e: the test cannot see a wrong kernel", faultMean, bound)
-			}
+			compareWithGGML(t, m, query, docs, want)
 			pairs, err := m.Tokenize(query, docs)
 			if err != nil {
 				t.Fatal(err)
@@ -99,31 +83,31 @@ func TestAimindAttentionDecoder(t *testing.T) {
 			}
 			m := mustOpen(t, path, engine.Options{FlashAttn: true, BatchTokens: 4096})
 			query, docs := "what does the giant panda eat", documents(12)
-			pairs, err := m.Tokenize(query, docs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := make([]float64, len(pairs))
-			for i, p := range pairs {
-				if want[i], err = ref.Score(p.Tokens); err != nil {
-					t.Fatal(err)
-				}
-			}
-			defer llama.SetAimindAttention(true)
-			llama.SetAimindAttention(false)
-			ggmlMean, _ := meanError(t, m, query, docs, want)
-			llama.SetAimindAttentionFault(true)
-			faultMean, _ := meanError(t, m, query, docs, want)
-			llama.SetAimindAttention(true)
-			mean, worst := meanError(t, m, query, docs, want)
-			bound := 1.5*ggmlMean + 1e-4
-			t.Logf("mean error %.2e (worst %.2e); ggml's loop %.2e; scale applied twice %.2e; bound %.2e", mean, worst, ggmlMean, faultMean, bound)
-			if mean > bound {
-				t.Errorf("mean error %.2e is more than 1.5x ggml's flash attention's %.2e", mean, ggmlMean)
-			}
-			if faultMean <= bound {
-				t.Errorf("with the softmax scale applied twice the mean error is %.2e, within the bound %.2e", faultMean, bound)
-			}
+			compareWithGGML(t, m, query, docs, referenceScores(t, m, ref, query, docs))
 		})
+	}
+}
+
+// compareWithGGML scores query and docs on m with aimind's attention, GELU
+// and norm kernels, with ggml's, and with the attention kernel's
+// deliberate fault: the kernels' mean error against want must be within
+// 1.5x ggml's (the bar for a new path), and the fault's outside it.
+func compareWithGGML(t *testing.T, m *engine.Model, query string, docs []string, want []float64) {
+	t.Helper()
+	defer llama.SetAimindAttention(true)
+	llama.SetAimindAttention(false)
+	ggmlMean, ggmlWorst := meanError(t, m, query, docs, want)
+	llama.SetAimindAttentionFault(true)
+	faultMean, _ := meanError(t, m, query, docs, want)
+	llama.SetAimindAttention(true)
+	mean, worst := meanError(t, m, query, docs, want)
+	bound := 1.5*ggmlMean + 1e-4
+	t.Logf("mean error %.2e (worst %.2e); ggml's loop %.2e (worst %.2e); scale applied twice %.2e; bound %.2e",
+		mean, worst, ggmlMean, ggmlWorst, faultMean, bound)
+	if mean > bound {
+		t.Errorf("mean error %.2e is more than 1.5x ggml's flash attention's %.2e", mean, ggmlMean)
+	}
+	if faultMean <= bound {
+		t.Errorf("with the softmax scale applied twice the mean error is %.2e, within the bound %.2e: the test cannot see a wrong kernel", faultMean, bound)
 	}
 }

@@ -207,44 +207,13 @@ func TestAimindAMXKernels(t *testing.T) {
 	if !cpu.AimindAMXBF16 || !cpu.AimindAMXInt8 {
 		t.Skipf("skipped: aimind's AMX kernels need AMX (amx_bf16, amx_int8) in the CPU and in this build (BF16 %v, int8 %v); here Q8_0 files keep ggml's kernels", cpu.AimindAMXBF16, cpu.AimindAMXInt8)
 	}
-	cases := []struct {
-		name string
-		spec synth.Spec
-	}{
-		{"768/3072", synth.Spec{Layers: 2, Hidden: 768, Heads: 12, FFN: 3072, Positions: 512, Seed: 41}},
-		{"1024/4096", synth.Spec{Layers: 2, Hidden: 1024, Heads: 16, FFN: 4096, Positions: 512, Seed: 42}},
-		{"384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 43}},
-		{"sentencepiece-384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 44}},
-	}
 	modes := []struct {
 		option, kernel string
 		bound          float64 // times stock Q8_0's mean error
 	}{{"", "AMX BF16, aimind kernels", 1.5}, {"int8", "AMX int8, aimind kernels", 3}}
-	for _, tc := range cases {
+	for _, tc := range q8KernelCases {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := tc.spec
-			query, docs := "what does the giant panda eat", documents(20)
-			var want []float64
-			if strings.HasPrefix(tc.name, "sentencepiece") {
-				// Multilingual pairs tokenized by SentencePiece itself and
-				// scored by the float64 forward pass.
-				sp := spmref.Trained(t)
-				spec.Custom = sp.Vocab
-				rng := rand.New(rand.NewPCG(7, 8))
-				query = spmref.MultilingualText(rng, 6)
-				docs = make([]string, 16)
-				for i := range docs {
-					docs[i] = spmref.MultilingualText(rng, 10+i*6)
-				}
-				want, _ = sp.Scores(t, testutil.MustModel(t, spec), query, docs)
-			} else {
-				ref, err := reference.Load(testutil.MustModel(t, spec))
-				if err != nil {
-					t.Fatal(err)
-				}
-				want = referenceScores(t, mustOpen(t, testutil.MustModel(t, spec), engine.Options{FlashAttn: true}), ref, query, docs)
-			}
-			q8 := testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
+			query, docs, want, q8 := tc.setUp(t)
 			stockMean, _ := meanError(t, mustOpen(t, q8, engine.Options{FlashAttn: true, NoExtraBuffers: true}), query, docs, want)
 			ggmlMean, _ := meanError(t, mustOpen(t, q8, engine.Options{FlashAttn: true, AMXKernels: "off"}), query, docs, want)
 			for _, mode := range modes {
@@ -273,7 +242,9 @@ func TestAimindAMXKernels(t *testing.T) {
 
 // referenceScores is the float64 reference's score of each pair as m
 // tokenizes it.
-func referenceScores(t *testing.T, m *engine.Model, ref *reference.Model, query string, docs []string) []float64 {
+func referenceScores(t *testing.T, m *engine.Model, ref interface {
+	Score([]int32) (float64, error)
+}, query string, docs []string) []float64 {
 	t.Helper()
 	pairs, err := m.Tokenize(query, docs)
 	if err != nil {
@@ -325,38 +296,9 @@ func TestAimindVNNIKernels(t *testing.T) {
 	if !cpu.AimindQ8VNNI || cpu.AimindAMXBF16 || cpu.AimindAMXInt8 {
 		t.Skipf("skipped: aimind's VNNI kernels run on CPUs with AVX512-VNNI and without aimind's AMX kernels (VNNI kernels in this build and CPU: %v; AMX: %v)", cpu.AimindQ8VNNI, cpu.AimindAMXBF16 || cpu.AimindAMXInt8)
 	}
-	cases := []struct {
-		name string
-		spec synth.Spec
-	}{
-		{"768/3072", synth.Spec{Layers: 2, Hidden: 768, Heads: 12, FFN: 3072, Positions: 512, Seed: 41}},
-		{"1024/4096", synth.Spec{Layers: 2, Hidden: 1024, Heads: 16, FFN: 4096, Positions: 512, Seed: 42}},
-		{"384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 43}},
-		{"sentencepiece-384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 44}},
-	}
-	for _, tc := range cases {
+	for _, tc := range q8KernelCases {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := tc.spec
-			query, docs := "what does the giant panda eat", documents(20)
-			var want []float64
-			if strings.HasPrefix(tc.name, "sentencepiece") {
-				sp := spmref.Trained(t)
-				spec.Custom = sp.Vocab
-				rng := rand.New(rand.NewPCG(7, 8))
-				query = spmref.MultilingualText(rng, 6)
-				docs = make([]string, 16)
-				for i := range docs {
-					docs[i] = spmref.MultilingualText(rng, 10+i*6)
-				}
-				want, _ = sp.Scores(t, testutil.MustModel(t, spec), query, docs)
-			} else {
-				ref, err := reference.Load(testutil.MustModel(t, spec))
-				if err != nil {
-					t.Fatal(err)
-				}
-				want = referenceScores(t, mustOpen(t, testutil.MustModel(t, spec), engine.Options{FlashAttn: true}), ref, query, docs)
-			}
-			q8 := testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
+			query, docs, want, q8 := tc.setUp(t)
 			stock := mustOpen(t, q8, engine.Options{FlashAttn: true, NoExtraBuffers: true})
 			stockMean, _ := meanError(t, stock, query, docs, want)
 			if off := mustOpen(t, q8, engine.Options{FlashAttn: true, VNNIKernels: "off"}); strings.Contains(off.Kernel(), "aimind") {
@@ -382,4 +324,46 @@ func TestAimindVNNIKernels(t *testing.T) {
 			}
 		})
 	}
+}
+
+// q8KernelCases are the shapes the Q8_0 kernels' errors are measured on:
+// the three reranker widths and a SentencePiece (XLM-R-like) vocabulary.
+var q8KernelCases = []q8KernelCase{
+	{"768/3072", synth.Spec{Layers: 2, Hidden: 768, Heads: 12, FFN: 3072, Positions: 512, Seed: 41}},
+	{"1024/4096", synth.Spec{Layers: 2, Hidden: 1024, Heads: 16, FFN: 4096, Positions: 512, Seed: 42}},
+	{"384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 43}},
+	{"sentencepiece-384/1536", synth.Spec{Layers: 2, Hidden: 384, Heads: 6, FFN: 1536, Positions: 512, Seed: 44}},
+}
+
+type q8KernelCase struct {
+	name string
+	spec synth.Spec
+}
+
+// setUp returns the case's query and documents, the float64 reference's
+// scores of them and the path of the Q8_0 file of the same weights. The
+// SentencePiece case's pairs are multilingual, tokenized by SentencePiece
+// itself and scored by the float64 forward pass.
+func (c q8KernelCase) setUp(t *testing.T) (query string, docs []string, want []float64, q8 string) {
+	t.Helper()
+	spec := c.spec
+	query, docs = "what does the giant panda eat", documents(20)
+	if strings.HasPrefix(c.name, "sentencepiece") {
+		sp := spmref.Trained(t)
+		spec.Custom = sp.Vocab
+		rng := rand.New(rand.NewPCG(7, 8))
+		query = spmref.MultilingualText(rng, 6)
+		docs = make([]string, 16)
+		for i := range docs {
+			docs[i] = spmref.MultilingualText(rng, 10+i*6)
+		}
+		want, _ = sp.Scores(t, testutil.MustModel(t, spec), query, docs)
+	} else {
+		ref, err := reference.Load(testutil.MustModel(t, spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = referenceScores(t, mustOpen(t, testutil.MustModel(t, spec), engine.Options{FlashAttn: true}), ref, query, docs)
+	}
+	return query, docs, want, testutil.MustQuantized(t, spec, llama.FtypeQ8_0)
 }

@@ -23,9 +23,13 @@ type Shape struct {
 }
 
 // ShapeOf is the shape a checked file declares.
-func ShapeOf(f *modelfile.Facts) Shape {
-	return Shape{FileType: f.FileType, SizeBytes: f.SizeBytes, Embedding: f.Embedding, FeedForward: f.FeedForward, Heads: f.Heads,
-		Decoder: f.Decoder, Layers: f.Layers, KVHeads: f.KVHeads, HeadDim: f.HeadDim, VocabSize: f.VocabSize}
+func ShapeOf(f *modelfile.Facts) Shape { return ShapeFrom(f.HeaderShape, f.FileType, f.SizeBytes) }
+
+// ShapeFrom is the shape of a file of this type and size whose header gave
+// h (all of a checked file's facts, or a header read before a download).
+func ShapeFrom(h modelfile.HeaderShape, fileType string, size int64) Shape {
+	return Shape{FileType: fileType, SizeBytes: size, Embedding: h.Embedding, FeedForward: h.FeedForward, Heads: h.Heads,
+		Decoder: h.Decoder, Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim, VocabSize: h.VocabSize}
 }
 
 // Plan is the one place where a model's kernel path and its memory are

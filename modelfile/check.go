@@ -48,26 +48,18 @@ var tensorTypes = map[gguf.GGMLType]bool{
 
 // Facts are what aimind learns from a file before loading it.
 type Facts struct {
-	Architecture  string
+	// HeaderShape: architecture and shape, the part of the facts the
+	// header's first bytes already give (ReadHeaderShape).
+	HeaderShape
 	Name          string
 	Tokenizer     string // tokenizer.ggml.model
 	ContextLength int
-	Embedding     int
-	Layers        int
-	Heads         int
-	FeedForward   int
-	VocabSize     int
 	TokenTypeRows int
 	Parameters    uint64
 	FileType      string // e.g. "Q8_0", "F16"
 	SizeBytes     int64
 	HasTemplate   bool // tokenizer.chat_template.rerank present
-	// Decoder marks a causal reranker read on its last token (qwen3):
-	// it needs a key/value cache of KVHeads*HeadDim per token and layer.
-	Decoder  bool
-	KVHeads  int
-	HeadDim  int
-	Warnings []string
+	Warnings      []string
 }
 
 // Check parses path and verifies it is a loadable reranker.
@@ -409,28 +401,13 @@ func facts2(f *gguf.GGUFFile, size int64) (*Facts, error) {
 	arch, _ := m.str("general.architecture")
 	get := func(k string) int { v, _, _ := m.num(arch + "." + k); return int(v) }
 	fc := &Facts{
-		Architecture:  arch,
+		HeaderShape:   shapeFrom(arch, get),
 		ContextLength: get("context_length"),
-		Embedding:     get("embedding_length"),
-		Layers:        get("block_count"),
-		Heads:         get("attention.head_count"),
-		FeedForward:   get("feed_forward_length"),
 		SizeBytes:     size,
 		Parameters:    uint64(f.ModelParameters),
 		TokenTypeRows: 1,
 	}
-	fc.KVHeads, fc.HeadDim = fc.Heads, 0
-	if fc.Heads > 0 {
-		fc.HeadDim = fc.Embedding / fc.Heads
-	}
-	if v := get("attention.head_count_kv"); v > 0 {
-		fc.KVHeads = v
-	}
-	if v := get("attention.key_length"); v > 0 {
-		fc.HeadDim = v
-	}
-	if arch == "qwen3" {
-		fc.Decoder = true
+	if fc.Decoder {
 		if _, ok := m.str("tokenizer.chat_template.rerank"); !ok {
 			fc.Warnings = append(fc.Warnings, "the file has no rerank template (tokenizer.chat_template.rerank); aimind uses Qwen3-Reranker's from its model card")
 		}

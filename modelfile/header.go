@@ -7,15 +7,39 @@ import (
 	"fmt"
 )
 
-// HeaderShape is what the first bytes of a GGUF say about a model's shape:
-// enough for the memory plan before the file is downloaded (the deploy
-// dialog reads it with a Range request). It is not a check: Check reads the
-// whole file once it is here.
+// HeaderShape is a model's architecture and shape, from the metadata keys
+// at the start of its GGUF: enough for the memory plan. Check reads it with
+// the rest of the facts (Facts embeds it); ReadHeaderShape reads it from a
+// file's first bytes alone, before a download (the deploy dialog fetches
+// them with a Range request), without checking the file.
 type HeaderShape struct {
 	Architecture                          string
 	Embedding, FeedForward, Heads, Layers int
-	KVHeads, HeadDim, VocabSize           int
-	Decoder                               bool
+	VocabSize                             int
+	// Decoder marks a causal reranker read on its last token (qwen3):
+	// it needs a key/value cache of KVHeads*HeadDim per token and layer.
+	Decoder          bool
+	KVHeads, HeadDim int
+}
+
+// shapeFrom derives the shape from an architecture's keys (get returns 0
+// for a missing key): the head size and key/value heads default to the
+// multi-head ones. VocabSize is not among the keys and is left to the
+// caller.
+func shapeFrom(arch string, get func(key string) int) HeaderShape {
+	s := HeaderShape{Architecture: arch, Embedding: get("embedding_length"), FeedForward: get("feed_forward_length"),
+		Heads: get("attention.head_count"), Layers: get("block_count"), Decoder: arch == "qwen3"}
+	s.KVHeads = s.Heads
+	if s.Heads > 0 {
+		s.HeadDim = s.Embedding / s.Heads
+	}
+	if v := get("attention.head_count_kv"); v > 0 {
+		s.KVHeads = v
+	}
+	if v := get("attention.key_length"); v > 0 {
+		s.HeadDim = v
+	}
+	return s
 }
 
 // ErrShortHeader: the bytes ended before the shape's keys did.
@@ -92,19 +116,9 @@ func (s HeaderShape) finish(nums map[string]uint64) (HeaderShape, error) {
 	if s.Architecture == "" {
 		return s, fmt.Errorf("%w: no general.architecture before the tokenizer", ErrDamaged)
 	}
-	get := func(k string) int { return int(min(nums[s.Architecture+"."+k], 1<<24)) }
-	s.Embedding, s.FeedForward, s.Heads, s.Layers = get("embedding_length"), get("feed_forward_length"), get("attention.head_count"), get("block_count")
-	s.KVHeads, s.HeadDim = s.Heads, 0
-	if s.Heads > 0 {
-		s.HeadDim = s.Embedding / s.Heads
-	}
-	if v := get("attention.head_count_kv"); v > 0 {
-		s.KVHeads = v
-	}
-	if v := get("attention.key_length"); v > 0 {
-		s.HeadDim = v
-	}
-	s.Decoder = s.Architecture == "qwen3"
+	vocab := s.VocabSize
+	s = shapeFrom(s.Architecture, func(k string) int { return int(min(nums[s.Architecture+"."+k], 1<<24)) })
+	s.VocabSize = vocab
 	if s.Embedding == 0 || s.Layers == 0 || s.Heads == 0 {
 		return s, fmt.Errorf("%w: the header has no shape for %q", ErrDamaged, s.Architecture)
 	}

@@ -34,9 +34,7 @@ func TestReadHeaderShape(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := modelfile.HeaderShape{Architecture: f.Architecture, Embedding: f.Embedding, FeedForward: f.FeedForward, Heads: f.Heads,
-			Layers: f.Layers, KVHeads: f.KVHeads, HeadDim: f.HeadDim, VocabSize: f.VocabSize, Decoder: f.Decoder}
-		if h != want {
+		if want := f.HeaderShape; h != want || h.Embedding == 0 || h.VocabSize == 0 {
 			t.Errorf("%s: header %+v, Check %+v", f.Architecture, h, want)
 		}
 		if _, err := modelfile.ReadHeaderShape(c.b[:40]); !errors.Is(err, modelfile.ErrShortHeader) {

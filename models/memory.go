@@ -58,9 +58,7 @@ func (m *Manager) EstimateShaped(h modelfile.HeaderShape, fileType string, size 
 	if fileType == "FP16" {
 		fileType = "F16"
 	}
-	s := engine.Shape{FileType: fileType, SizeBytes: size, Embedding: h.Embedding, FeedForward: h.FeedForward, Heads: h.Heads,
-		Decoder: h.Decoder, Layers: h.Layers, KVHeads: h.KVHeads, HeadDim: h.HeadDim, VocabSize: h.VocabSize}
-	return engine.NewPlan(s, m.opts, llama.CPU()).Memory
+	return engine.NewPlan(engine.ShapeFrom(h, fileType, size), m.opts, llama.CPU()).Memory
 }
 
 func memAvailable() (int64, error) {
