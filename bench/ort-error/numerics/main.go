@@ -40,6 +40,38 @@ func quantize(a []float64, g int, fp16 bool) []float64 {
 	return out
 }
 
+// quantizePow2 quantizes each block of 32 of every row of a (rows of k)
+// with the step S*2^(-e/f): S the row's max|x|/127, e the largest integer
+// that keeps the block's values within 127 steps (a block's step is its own
+// max|x|/127 times 1 to 2^(1/f)).
+func quantizePow2(a []float64, f float64) []float64 {
+	out := make([]float64, len(a))
+	for r := 0; r < len(a); r += k {
+		row := a[r : r+k]
+		rmax := 0.0
+		for _, x := range row {
+			rmax = math.Max(rmax, math.Abs(x))
+		}
+		if rmax == 0 {
+			continue
+		}
+		for s := 0; s < k; s += 32 {
+			bmax := 0.0
+			for _, x := range row[s : s+32] {
+				bmax = math.Max(bmax, math.Abs(x))
+			}
+			d := rmax / 127
+			if bmax > 0 {
+				d *= math.Pow(2, -math.Floor(f*math.Log2(rmax/bmax))/f)
+			}
+			for i, x := range row[s : s+32] {
+				out[r+s+i] = math.Round(x/d) * d
+			}
+		}
+	}
+	return out
+}
+
 // toHalf rounds a positive float to the nearest IEEE half (normal range).
 func toHalf(x float64) float64 {
 	if x == 0 {
@@ -82,6 +114,9 @@ func report(label string, x, w []float64) {
 		fmt.Printf("  %-58s %.2fx\n", name, rmsError(xq, wq, ref)/base)
 	}
 	rel("activations per row, the file's weight blocks:", quantize(x, k, false), wq)
+	rel("activations per block, steps 2^-e under the row's:", quantizePow2(x, 1), wq)
+	rel("activations per block, steps 2^(-e/2) under the row's:", quantizePow2(x, 2), wq)
+	rel("activations per block, steps 2^(-e/4) under the row's:", quantizePow2(x, 4), wq)
 	rel("activations per row, weights per column (from Q8_0):", quantize(x, k, false), quantize(wq, k, false))
 	rel("activations per block, weights per column (from Q8_0):", quantize(x, 32, true), quantize(wq, k, false))
 	rel("activations per row, weights per column (from F32):", quantize(x, k, false), quantize(w, k, false))
