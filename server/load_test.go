@@ -204,6 +204,10 @@ func TestSmallRequestNotStuckBehindLarge(t *testing.T) {
 		bigDone <- err
 	}()
 	<-gate.first // the large request is in the encoder
+	// The queue's tokens before the small request is sent: read after it,
+	// they could already count its tokens, and the wait below would never
+	// see them arrive (the encoder is held, nothing else moves).
+	bigTokens := s.mgr.Engine("m").QueuedTokens()
 	smallDone := make(chan int64, 1)
 	go func() {
 		sent := gate.calls.Load()
@@ -214,9 +218,16 @@ func TestSmallRequestNotStuckBehindLarge(t *testing.T) {
 		smallDone <- gate.calls.Load() - sent
 	}()
 	// The small request is admitted while the first call is held: its
-	// tokens join the queue.
-	bigTokens := s.mgr.Engine("m").QueuedTokens()
+	// tokens join the queue. A request that ends instead (an error, the
+	// large one giving up) ends the wait with a failure, not a hang.
 	for s.mgr.Engine("m").QueuedTokens() == bigTokens {
+		select {
+		case n := <-smallDone:
+			t.Fatalf("the small request ended (%d) before its tokens joined the queue", n)
+		case err := <-bigDone:
+			t.Fatalf("the large request ended (%v) while its first encoder call was held", err)
+		default:
+		}
 		time.Sleep(time.Millisecond) // a look at a condition, not a wait for time to pass
 	}
 	gate.open()
@@ -407,7 +418,12 @@ func TestLargeBodiesRefusedBeforeTokenizing(t *testing.T) {
 		held <- err
 	}()
 	for m.QueuedTokens() == 0 {
-		time.Sleep(time.Millisecond)
+		select {
+		case err := <-held:
+			t.Fatalf("the request meant to keep the queue busy ended (%v) before it was seen queued", err)
+		default:
+		}
+		time.Sleep(time.Millisecond) // a look at a condition, not a wait for time to pass
 	}
 	big := body(1000, 60, 8)
 	runtime.GC()
