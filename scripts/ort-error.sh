@@ -27,8 +27,14 @@ for t in f32 q8_0; do [ -f "$dir/base-$t.gguf" ] || bin/synthgguf -shape base -t
 py=/usr/bin/python3
 $py "$ort/vocab.py" "$dir/base-f32.gguf" "$ort/vocab.json"
 # The synthetic vocabulary lacks some of common.js's words: keep the ones it has.
-words=$($py -c "import json,sys; v=set(json.load(open('$ort/vocab.json'))); print(' '.join(w for w in 'what is a panda bear it hello giant the of and in to is animal china native family black white eats bamboo cute large mammal'.split() if '\u2581'+w in v))")
-sed -i "s/^const WORDS = '.*'\.split/const WORDS = '$words'.split/" "$ort/common.js"
+$py - "$ort/common.js" "$ort/vocab.json" <<'PY'
+import json, re, sys
+path, vocab = sys.argv[1], set(json.load(open(sys.argv[2])))
+src = open(path).read()
+words = re.search(r"^const WORDS = '([^']*)'", src, re.M).group(1).split()
+kept = " ".join(w for w in words if "\u2581" + w in vocab)
+open(path, "w").write(re.sub(r"^const WORDS = '[^']*'", "const WORDS = '%s'" % kept, src, count=1, flags=re.M))
+PY
 $py "$ort/build_onnx.py" --gguf "$dir/base-f32.gguf" --out "$ort/ref-f32.onnx" >/dev/null
 $py "$ort/build_onnx.py" --gguf "$dir/base-f32.gguf" --out "$ort/int8-from-f32.onnx" --int8 >/dev/null
 $py "$ort/build_onnx.py" --gguf "$dir/base-q8_0.gguf" --out "$ort/int8-from-q8_0.onnx" --int8 >/dev/null
